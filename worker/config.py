@@ -1,0 +1,201 @@
+"""One typed Settings object for every variable in CONTRACT.md.
+
+Nothing else in the project reads the environment: build `Settings()` in an entry point (CLI,
+Celery app factory, web app factory) and pass it down. Tests build `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+class ConfigError(Exception):
+    """A bad configuration value; the message is one line naming the variable."""
+
+
+def parse_window(value: str) -> tuple[time, time]:
+    """Parse 'HH:MM-HH:MM' into (start, end); end is exclusive and must follow start.
+
+    Raises ValueError with a readable message.
+    """
+    m = _WINDOW.match(value.strip())
+    if not m:
+        raise ValueError(f"expected HH:MM-HH:MM (e.g. 08:00-21:00), got {value!r}")
+    sh, sm, eh, em = (int(g) for g in m.groups())
+    if eh == 24 and em != 0:
+        raise ValueError(f"end time past 24:00 in {value!r}")
+    start = time(sh, sm)
+    end = time(23, 59) if eh == 24 else time(eh, em)
+    if (eh, em) <= (sh, sm):
+        raise ValueError(f"window must end after it starts (same day), got {value!r}")
+    return start, end
+
+
+class Settings(BaseSettings):
+    """All configuration. Field names map to CHECKIN_* variables unless an alias says otherwise."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHECKIN_",
+        env_file=".env",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: str = "sqlite:///./var/checkin.db"
+    broker_url: str | None = None
+    sms_backend: Literal["console", "twilio"] = "console"
+    email_backend: Literal["console", "smtp"] = "console"
+
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_ACCOUNT_SID", "twilio_account_sid")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_AUTH_TOKEN", "twilio_auth_token")
+    )
+    twilio_from_number: str | None = Field(
+        default=None, validation_alias=AliasChoices("TWILIO_FROM_NUMBER", "twilio_from_number")
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID", "twilio_messaging_service_sid"),
+    )
+    twilio_api_url: str = Field(
+        default="https://api.twilio.com",
+        validation_alias=AliasChoices("TWILIO_API_URL", "twilio_api_url"),
+    )
+    # Seconds; the SDK has no default timeout, and a hung request would hold a worker thread forever.
+    twilio_timeout_seconds: float = 10.0
+
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 15.0
+    email_from: str | None = None
+
+    public_url: str = "http://127.0.0.1:8000"
+    api_token: SecretStr | None = None
+    clinic_name: str = "Clinic"
+    clinic_phone: str | None = None
+    oncall_phone: str | None = None
+    oncall_email: str | None = None
+    send_window: str = "08:00-21:00"
+    tick_seconds: float = Field(default=15.0, gt=0, le=3600)
+    protocols_dir: str | None = None
+
+    # Beyond CONTRACT.md: knobs a clinic or operator may want, with documented defaults.
+    plan_horizon_hours: int = Field(default=48, ge=1, le=24 * 14)
+    dispatch_batch_size: int = Field(default=500, ge=1, le=100_000)
+    send_chunk_size: int = Field(default=20, ge=1, le=1000)
+    send_concurrency: int = Field(default=32, ge=1, le=512)
+    checkin_max_late_minutes: int = Field(default=240, ge=1)
+    checkin_reply_window_hours: int = Field(default=24, ge=1)
+    requeue_after_seconds: int = Field(default=300, ge=5)
+    sending_stale_seconds: int = Field(default=120, ge=5)
+    broker_visibility_timeout: int = Field(default=600, ge=10)
+    send_task_expires_seconds: int = Field(default=900, ge=10)
+    log_json: bool = False
+
+    @field_validator("send_window")
+    @classmethod
+    def _check_window(cls, v: str) -> str:
+        parse_window(v)
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_broker(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("redis", "rediss", "redis+socket") or not (
+            parts.hostname or parts.path
+        ):
+            raise ValueError("expected a redis:// URL")
+        return v
+
+    @field_validator("public_url", "twilio_api_url")
+    @classmethod
+    def _check_http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected an http:// or https:// URL")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_backends(self) -> Settings:
+        if self.sms_backend == "twilio":
+            if not self.twilio_account_sid or not self.twilio_auth_token:
+                raise ValueError(
+                    "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN are required when "
+                    "CHECKIN_SMS_BACKEND=twilio"
+                )
+            if not (self.twilio_from_number or self.twilio_messaging_service_sid):
+                raise ValueError(
+                    "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when "
+                    "CHECKIN_SMS_BACKEND=twilio"
+                )
+        if self.email_backend == "smtp" and not self.email_from:
+            raise ValueError("CHECKIN_EMAIL_FROM is required when CHECKIN_EMAIL_BACKEND=smtp")
+        return self
+
+    @property
+    def window(self) -> tuple[time, time]:
+        return parse_window(self.send_window)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+_ALIASES = {
+    "twilio_account_sid": "TWILIO_ACCOUNT_SID",
+    "twilio_auth_token": "TWILIO_AUTH_TOKEN",
+    "twilio_from_number": "TWILIO_FROM_NUMBER",
+    "twilio_messaging_service_sid": "TWILIO_MESSAGING_SERVICE_SID",
+    "twilio_api_url": "TWILIO_API_URL",
+}
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    if not loc:
+        return "configuration"
+    field = str(loc[0])
+    return _ALIASES.get(field, f"CHECKIN_{field.upper()}")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build Settings from the environment (and .env), raising ConfigError with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        loc = tuple(err.get("loc", ()))
+        if not loc:
+            raise ConfigError(f"configuration error: {msg}") from None
+        raise ConfigError(f"{_variable_name(loc)}: {msg}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, for entry points only (Celery app, web app, CLI)."""
+    return load_settings()
