@@ -1,0 +1,313 @@
+"""SQLAlchemy 2 models: the one source of truth for what is due, sent and answered.
+
+Every datetime column is `UtcDateTime`: aware UTC in Python on every database (SQLite has no
+time zones, so it stores naive UTC and we re-attach UTC on the way out; never naive in between).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; refuses naive values loudly."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON()}
+
+
+class Patient(Base):
+    __tablename__ = "patients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(20), index=True)  # E.164
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    tz: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(10))  # preferred: sms | email
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    # Patient-local "HH:MM-HH:MM"; None means the clinic default (CHECKIN_SEND_WINDOW).
+    send_window: Mapped[str | None] = mapped_column(String(11))
+    created_at: Mapped[datetime]
+    archived_at: Mapped[datetime | None]
+
+    consents: Mapped[list[Consent]] = relationship(back_populates="patient")
+
+
+class Consent(Base):
+    """One grant of consent on one channel; withdrawal closes it, a new grant is a new row."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consents_patient_channel", "patient_id", "channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    channel: Mapped[str] = mapped_column(String(10))
+    granted_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(200))
+    withdrawn_at: Mapped[datetime | None]
+    withdrawn_source: Mapped[str | None] = mapped_column(String(200))
+
+    patient: Mapped[Patient] = relationship(back_populates="consents")
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    protocol: Mapped[str] = mapped_column(String(100))
+    start_date: Mapped[date] = mapped_column(Date)
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class Schedule(Base):
+    """A check-in rule: an RRULE whose BYHOUR/BYMINUTE are patient-local wall-clock times."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    enrollment_id: Mapped[int | None] = mapped_column(ForeignKey("enrollments.id"))
+    instrument: Mapped[str] = mapped_column(String(20))
+    rrule: Mapped[str] = mapped_column(String(500))
+    start_date: Mapped[date] = mapped_column(Date)
+    until_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="active")  # active|paused|removed
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # Occurrences before this instant are already materialised as message rows, so a tick only
+    # looks at schedules whose horizon needs topping up. Reset to None when the rule changes.
+    planned_until: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    starts_at: Mapped[datetime] = mapped_column(index=True)
+    location: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(12), default="booked")  # booked|cancelled
+    # Bumped on every reschedule; reminder rows carry the version they were planned for.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    confirmed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    planned_until: Mapped[datetime | None]
+
+
+MESSAGE_STATUSES = (
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "cancelled",
+    "suppressed",
+    "failed",
+    "unknown",
+)
+
+
+class Message(Base):
+    """One outbound message: the outbox row and its state machine (DESIGN.md)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_status_due", "status", "due_at"),
+        Index("ix_messages_patient_due", "patient_id", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"))
+    channel: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(20))  # checkin|reminder|reply|crisis|page|...
+    template: Mapped[str] = mapped_column(String(60))
+    language: Mapped[str] = mapped_column(String(5), default="en")
+    instrument: Mapped[str | None] = mapped_column(String(20))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    appointment_version: Mapped[int | None]
+    checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id"))
+    followup_id: Mapped[int | None] = mapped_column(ForeignKey("followups.id"))
+    priority: Mapped[str] = mapped_column(String(10), default="bulk")  # urgent|bulk
+    # Urgent traffic is exempt from quiet hours (CLINICAL.md).
+    exempt_quiet_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_at: Mapped[datetime]
+    not_after: Mapped[datetime | None]
+    local_time: Mapped[str | None] = mapped_column(String(20))  # the intended wall-clock time
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="scheduled")
+    status_reason: Mapped[str | None] = mapped_column(String(120))
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    segments: Mapped[int | None]
+    created_at: Mapped[datetime]
+    queued_at: Mapped[datetime | None]
+    sending_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class CheckIn(Base):
+    """A check-in prompt that was sent and the window in which its answer is expected."""
+
+    __tablename__ = "checkins"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(20))
+    schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"))
+    channel: Mapped[str] = mapped_column(String(10))
+    item_index: Mapped[int] = mapped_column(Integer, default=0)  # next item to be answered
+    status: Mapped[str] = mapped_column(String(10), default="open")  # open|answered|partial|expired
+    sent_at: Mapped[datetime]
+    window_closes_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    clarified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Response(Base):
+    """One stored item value of a check-in."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    checkin_id: Mapped[int | None] = mapped_column(ForeignKey("checkins.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(20))
+    item: Mapped[str] = mapped_column(String(20))
+    value: Mapped[int] = mapped_column(Integer)
+    answered_at: Mapped[datetime]
+    partial: Mapped[bool] = mapped_column(Boolean, default=False)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(10), default="sms")  # sms|email|api
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_messages.id"))
+
+
+class InboundMessage(Base):
+    """A reply as received, stored before anything else happens (UNIQUE provider sid)."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    channel: Mapped[str] = mapped_column(String(10), default="sms")
+    from_address: Mapped[str] = mapped_column(String(320), index=True)
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(60))
+
+
+class FollowUp(Base):
+    """An item in the clinicians' queue."""
+
+    __tablename__ = "followups"
+    __table_args__ = (Index("ix_followups_status_severity", "status", "severity"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(30))
+    severity: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(15), default="open")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    acknowledged_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None]
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    page_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_paged_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what, when: consent changes, schedule edits, acknowledgements, resolutions."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(60))
+    entity: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[int | None]
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+__all__ = [
+    "MESSAGE_STATUSES",
+    "Appointment",
+    "AuditEvent",
+    "Base",
+    "CheckIn",
+    "Consent",
+    "Enrollment",
+    "FollowUp",
+    "InboundMessage",
+    "Message",
+    "Patient",
+    "Response",
+    "Schedule",
+]
