@@ -12,7 +12,14 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
@@ -34,7 +41,7 @@ def parse_window(value: str) -> tuple[time, time]:
     if eh == 24 and em != 0:
         raise ValueError(f"end time past 24:00 in {value!r}")
     start = time(sh, sm)
-    end = time(23, 59) if eh == 24 else time(eh, em)
+    end = time.max if eh == 24 else time(eh, em)
     if (eh, em) <= (sh, sm):
         raise ValueError(f"window must end after it starts (same day), got {value!r}")
     return start, end
@@ -66,13 +73,15 @@ class Settings(BaseSettings):
     )
     twilio_messaging_service_sid: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("TWILIO_MESSAGING_SERVICE_SID", "twilio_messaging_service_sid"),
+        validation_alias=AliasChoices(
+            "TWILIO_MESSAGING_SERVICE_SID", "twilio_messaging_service_sid"
+        ),
     )
     twilio_api_url: str = Field(
         default="https://api.twilio.com",
         validation_alias=AliasChoices("TWILIO_API_URL", "twilio_api_url"),
     )
-    # Seconds; the SDK has no default timeout, and a hung request would hold a worker thread forever.
+    # Seconds. The SDK sets no timeout; a hung request would hold a worker thread forever.
     twilio_timeout_seconds: float = 10.0
 
     smtp_host: str = "localhost"
@@ -85,6 +94,8 @@ class Settings(BaseSettings):
 
     public_url: str = "http://127.0.0.1:8000"
     api_token: SecretStr | None = None
+    # Signs one-click email answer links; falls back to a key derived from CHECKIN_API_TOKEN.
+    secret_key: SecretStr | None = None
     clinic_name: str = "Clinic"
     clinic_phone: str | None = None
     oncall_phone: str | None = None

@@ -1,0 +1,70 @@
+"""The Celery application, built by a factory from Settings (no import-time side effects).
+
+Queues: `urgent` (crisis replies, pages, STOP/HELP answers, acknowledgements, dispatch) and
+`bulk` (check-ins and reminders, planning). Run a worker on each so urgent work never waits
+behind a bulk backlog. Reliability settings: late acknowledgement with reject-on-worker-lost, so
+a task in hand when a worker dies is redelivered; prefetch 1, so a worker never hoards; no result
+backend (the database row is the result); JSON only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from worker.config import Settings
+
+QUEUES = ("urgent", "bulk")
+
+
+def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    broker = broker_url or settings.broker_url
+    if not broker:
+        raise ValueError("CHECKIN_BROKER_URL is not set (checkin run starts an embedded Redis)")
+    app = Celery("checkin", broker=broker, set_as_current=False)
+    tick = float(settings.tick_seconds)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # Unacknowledged tasks (a killed worker's) come back after this. Nothing is ever
+            # scheduled far ahead (DESIGN.md), so it can be short; the database also re-sends
+            # rows stuck in `queued` on its own (see services/dispatch.stale_queued).
+            "visibility_timeout": settings.broker_visibility_timeout,
+        },
+        task_queues=[Queue(q, routing_key=q) for q in QUEUES],  # type: ignore[no-untyped-call]
+        task_default_queue="bulk",
+        task_routes={
+            "checkin.plan": {"queue": "bulk"},
+            "checkin.dispatch": {"queue": "urgent"},
+            "checkin.send": {"queue": "bulk"},
+        },
+        beat_schedule={
+            "plan": {"task": "checkin.plan", "schedule": tick, "options": {"expires": tick * 4}},
+            "dispatch": {
+                "task": "checkin.dispatch",
+                "schedule": tick,
+                "options": {"expires": tick * 2},
+            },
+        },
+        timezone="UTC",
+        enable_utc=True,
+    )
+    from worker.tasks import register
+
+    register(app, settings)
+    return app
+
+
+def send_task_options(settings: Settings, queue: str) -> dict[str, Any]:
+    return {"queue": queue, "routing_key": queue, "expires": settings.send_task_expires_seconds}

@@ -1,0 +1,679 @@
+"""The `checkin` command: a clinician's and an operator's tool.
+
+Heavy imports (SQLAlchemy models, Celery, FastAPI, the Twilio SDK) happen inside the commands
+that need them, so `checkin --help` starts fast. Every data command takes `--json` and then
+prints exactly one JSON document on stdout. Bad input: one line on stderr, exit status 1,
+nothing written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from worker.config import Settings
+    from worker.services.runtime import Runtime
+
+app = typer.Typer(
+    name="checkin",
+    help="Between-visit check-ins, reminders and the clinicians' follow-up queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+patients_app = typer.Typer(help="Patients and consent.", no_args_is_help=True)
+schedules_app = typer.Typer(help="Check-in schedules.", no_args_is_help=True)
+appointments_app = typer.Typer(help="Appointments and their reminders.", no_args_is_help=True)
+protocols_app = typer.Typer(help="Check-in protocols.", no_args_is_help=True)
+messages_app = typer.Typer(help="Messages in and out.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(patients_app, name="patients")
+app.add_typer(schedules_app, name="schedules")
+app.add_typer(appointments_app, name="appointments")
+app.add_typer(protocols_app, name="protocols")
+app.add_typer(messages_app, name="messages")
+
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+NowOpt = typer.Option(None, "--now", help="Act as if it were this moment (ISO 8601 with offset).")
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    from worker.config import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    from worker.channels.factory import build_channels
+    from worker.services.runtime import build_runtime
+
+    s = settings()
+    # The console backend writes to stderr here, so that stdout carries only --json output.
+    rt = build_runtime(s, channels=build_channels(s, stream=sys.stderr), pool_size=2)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@contextmanager
+def service_errors() -> Iterator[None]:
+    """Turn the errors a service raises for bad input into one line and exit status 1."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from worker.services.errors import InvalidInput, NotFound
+
+    try:
+        yield
+    except (InvalidInput, NotFound) as exc:
+        fail(str(exc).strip("'\""))
+    except (OperationalError, ProgrammingError) as exc:
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        if "no such table" in text or "does not exist" in text:
+            fail("the database is not set up: run `checkin db upgrade`", 2)
+        raise
+
+
+@contextmanager
+def transaction(rt: Runtime) -> Iterator[Session]:
+    from worker.store.db import session_scope
+
+    with service_errors(), session_scope(rt.sessions) as session:
+        yield session
+
+
+def parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--now must be ISO 8601, got {value!r}")
+    if parsed.tzinfo is None:
+        fail("--now needs a UTC offset (e.g. 2026-03-08T09:00:00-05:00 or ...Z)")
+    return parsed.astimezone(UTC)
+
+
+def parse_date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be YYYY-MM-DD, got {value!r}")
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def emit(data: Any, as_json: bool, render: Callable[[Any], str] | None = None) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+    elif render is not None:
+        typer.echo(render(data))
+    else:
+        typer.echo(json.dumps(data, default=str, indent=2, ensure_ascii=False))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    widths = [min(w, 60) for w in widths]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    for row in cells:
+        lines.append(
+            "  ".join(
+                (v if len(v) <= w else v[: w - 1] + "…").ljust(w)
+                for v, w in zip(row, widths, strict=True)
+            )
+        )
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- serialisers
+
+
+def patient_dict(p: Any) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "phone": p.phone,
+        "email": p.email,
+        "tz": p.tz,
+        "channel": p.channel,
+        "language": p.language,
+        "send_window": p.send_window,
+        "created_at": iso(p.created_at),
+    }
+
+
+def schedule_dict(s: Any) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "patient_id": s.patient_id,
+        "instrument": s.instrument,
+        "rrule": s.rrule,
+        "start": s.start_date.isoformat(),
+        "until": s.until_date.isoformat() if s.until_date else None,
+        "status": s.status,
+        "enrollment_id": s.enrollment_id,
+    }
+
+
+def appointment_dict(a: Any, tz: str | None = None) -> dict[str, Any]:
+    from zoneinfo import ZoneInfo
+
+    local = a.starts_at.astimezone(ZoneInfo(tz)).isoformat() if tz else None
+    return {
+        "id": a.id,
+        "patient_id": a.patient_id,
+        "kind": a.kind,
+        "starts_at": iso(a.starts_at),
+        "local_time": local,
+        "location": a.location,
+        "status": a.status,
+        "version": a.version,
+        "confirmed_at": iso(a.confirmed_at),
+    }
+
+
+# ---------------------------------------------------------------- db
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to the latest schema."""
+    from worker.store.migrate import upgrade
+
+    s = settings()
+    if s.is_sqlite:
+        from pathlib import Path
+
+        from sqlalchemy.engine import make_url
+
+        db = make_url(s.database_url).database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+    upgrade(s.database_url)
+    typer.echo("database is up to date", err=True)
+
+
+# ---------------------------------------------------------------- patients
+
+
+@patients_app.command("add")
+def patients_add(
+    name: str = typer.Option(..., "--name"),
+    tz: str = typer.Option(..., "--tz", help="IANA time zone, e.g. America/New_York"),
+    channel: str = typer.Option(..., "--channel", help="sms or email"),
+    phone: str | None = typer.Option(None, "--phone", help="E.164, e.g. +12125550100"),
+    email: str | None = typer.Option(None, "--email"),
+    consent: str | None = typer.Option(None, "--consent", help="channels consented to: sms,email"),
+    send_window: str | None = typer.Option(None, "--send-window", help="HH:MM-HH:MM local"),
+    language: str = typer.Option("en", "--language", help="en or es"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add a patient. Without --consent nothing is sent until consent is recorded."""
+    from worker.services.patients import add_patient
+
+    consents = [c.strip() for c in consent.split(",") if c.strip()] if consent else []
+    with runtime() as rt, transaction(rt) as session:
+        patient = add_patient(
+            session,
+            now=datetime.now(UTC),
+            name=name,
+            tz=tz,
+            channel=channel,
+            phone=phone,
+            email=email,
+            consent=consents,
+            send_window=send_window,
+            language=language,
+        )
+        pid = patient.id
+    emit({"id": pid}, as_json, lambda d: f"patient {d['id']} added")
+
+
+@patients_app.command("list")
+def patients_list(as_json: bool = JsonOpt) -> None:
+    """List patients."""
+    from sqlalchemy import select
+
+    from worker.store.models import Patient
+
+    with runtime() as rt, transaction(rt) as session:
+        rows = [patient_dict(p) for p in session.scalars(select(Patient).order_by(Patient.id))]
+    emit(rows, as_json, lambda d: table(d, ["id", "name", "channel", "tz", "language"]))
+
+
+@patients_app.command("show")
+def patients_show(
+    patient_id: int,
+    as_json: bool = JsonOpt,
+    now: str | None = NowOpt,
+) -> None:
+    """A patient with consent, schedules, appointments, recent answers and next messages."""
+    from worker.services.appointments import list_appointments
+    from worker.services.patients import consent_state, get_patient
+    from worker.services.preview import preview
+    from worker.services.schedules import list_schedules
+    from worker.services.views import open_followups, recent_responses
+
+    at = parse_now(now)
+    with runtime() as rt:
+        with transaction(rt) as session:
+            p = get_patient(session, patient_id)
+            data = patient_dict(p)
+            data["consent"] = consent_state(session, patient_id)
+            data["schedules"] = [schedule_dict(s) for s in list_schedules(session, patient_id)]
+            data["appointments"] = [
+                appointment_dict(a, p.tz) for a in list_appointments(session, patient_id)
+            ]
+            data["recent_responses"] = recent_responses(session, patient_id, limit=20)
+            data["open_followups"] = open_followups(session, patient_id)
+        with service_errors():
+            data["next_messages"] = [i.as_dict() for i in preview(rt, patient_id, at, 2)][:10]
+    emit(data, as_json)
+
+
+@patients_app.command("consent")
+def patients_consent(
+    patient_id: int,
+    channel: str = typer.Option(..., "--channel", help="sms or email"),
+    source: str = typer.Option("recorded by staff", "--source", help="how consent was given"),
+    withdraw: bool = typer.Option(False, "--withdraw", help="withdraw instead of grant"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Record or withdraw consent on a channel (withdrawal suppresses pending messages)."""
+    from worker.services.patients import consent_state, grant_consent, withdraw_consent
+
+    at = datetime.now(UTC)
+    with runtime() as rt, transaction(rt) as session:
+        if withdraw:
+            n = withdraw_consent(session, patient_id, channel, now=at, source=source, actor="cli")
+            result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
+        else:
+            changed = grant_consent(
+                session, patient_id, channel, now=at, source=source, actor="cli"
+            )
+            result = {"granted": True, "changed": changed}
+        result["consent"] = consent_state(session, patient_id)
+    emit(result, as_json)
+
+
+# ---------------------------------------------------------------- protocols and enrollment
+
+
+@protocols_app.command("list")
+def protocols_list(as_json: bool = JsonOpt) -> None:
+    """The protocols available (shipped and from CHECKIN_PROTOCOLS_DIR)."""
+    from worker.domain.protocols import ProtocolError, load_protocols
+
+    s = settings()
+    from pathlib import Path
+
+    try:
+        protocols = load_protocols(Path(s.protocols_dir) if s.protocols_dir else None)
+    except ProtocolError as exc:
+        fail(str(exc))
+    rows = [
+        {
+            "name": p.name,
+            "title": p.title,
+            "description": p.description,
+            "steps": [
+                {
+                    "instrument": st.instrument,
+                    "rrule": st.rrule,
+                    "start_day": st.start_day,
+                    "days": st.days,
+                }
+                for st in p.steps
+            ],
+            "source": p.source,
+        }
+        for p in sorted(protocols.values(), key=lambda p: p.name)
+    ]
+    emit(rows, as_json, lambda d: table(d, ["name", "title"]))
+
+
+@app.command("enroll")
+def enroll_cmd(
+    patient_id: int,
+    protocol: str,
+    start: str = typer.Option(..., "--start", help="YYYY-MM-DD, the protocol's day 0"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Enroll a patient in a protocol."""
+    from worker.domain.protocols import ProtocolError
+    from worker.services.schedules import enroll
+
+    start_date = parse_date(start, "--start")
+    assert start_date is not None
+    with runtime() as rt:
+        try:
+            protocols = rt.protocols
+        except ProtocolError as exc:
+            fail(str(exc))
+        if protocol not in protocols:
+            fail(f"unknown protocol {protocol!r}; known: {', '.join(sorted(protocols))}")
+        with transaction(rt) as session:
+            enrollment, schedules = enroll(
+                session, patient_id, protocols[protocol], start=start_date, now=datetime.now(UTC)
+            )
+            data = {"id": enrollment.id, "schedules": [s.id for s in schedules]}
+    emit(data, as_json, lambda d: f"enrollment {d['id']} with {len(d['schedules'])} schedules")
+
+
+# ---------------------------------------------------------------- schedules
+
+
+@schedules_app.command("add")
+def schedules_add(
+    patient_id: int,
+    instrument: str = typer.Option(..., "--instrument"),
+    rrule: str = typer.Option(
+        ..., "--rrule", help="e.g. FREQ=DAILY;BYHOUR=9;BYMINUTE=0 (patient-local)"
+    ),
+    start: str | None = typer.Option(None, "--start", help="YYYY-MM-DD (default today)"),
+    until: str | None = typer.Option(None, "--until", help="YYYY-MM-DD, inclusive"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Add a check-in schedule."""
+    from zoneinfo import ZoneInfo
+
+    from worker.services.patients import get_patient
+    from worker.services.schedules import add_schedule
+
+    at = datetime.now(UTC)
+    start_date = parse_date(start, "--start")
+    until_date = parse_date(until, "--until")
+    with runtime() as rt, transaction(rt) as session:
+        if start_date is None:
+            start_date = at.astimezone(ZoneInfo(get_patient(session, patient_id).tz)).date()
+        s = add_schedule(
+            session,
+            patient_id,
+            now=at,
+            instrument=instrument,
+            rrule=rrule,
+            start=start_date,
+            until=until_date,
+        )
+        sid = s.id
+    emit({"id": sid}, as_json, lambda d: f"schedule {d['id']} added")
+
+
+@schedules_app.command("list")
+def schedules_list(patient_id: int, as_json: bool = JsonOpt) -> None:
+    """A patient's schedules."""
+    from worker.services.schedules import list_schedules
+
+    with runtime() as rt, transaction(rt) as session:
+        rows = [schedule_dict(s) for s in list_schedules(session, patient_id)]
+    emit(
+        rows, as_json, lambda d: table(d, ["id", "instrument", "rrule", "start", "until", "status"])
+    )
+
+
+def _set_schedule(schedule_id: int, status: str, as_json: bool) -> None:
+    from worker.services.schedules import set_schedule_status
+
+    with runtime() as rt, transaction(rt) as session:
+        s = set_schedule_status(session, schedule_id, status, now=datetime.now(UTC))
+        data = schedule_dict(s)
+    emit(data, as_json, lambda d: f"schedule {d['id']} is {d['status']}")
+
+
+@schedules_app.command("pause")
+def schedules_pause(schedule_id: int, as_json: bool = JsonOpt) -> None:
+    """Pause a schedule (pending check-ins are cancelled)."""
+    _set_schedule(schedule_id, "paused", as_json)
+
+
+@schedules_app.command("resume")
+def schedules_resume(schedule_id: int, as_json: bool = JsonOpt) -> None:
+    """Resume a paused schedule from now on."""
+    _set_schedule(schedule_id, "active", as_json)
+
+
+@schedules_app.command("remove")
+def schedules_remove(schedule_id: int, as_json: bool = JsonOpt) -> None:
+    """Remove a schedule (pending check-ins are cancelled)."""
+    _set_schedule(schedule_id, "removed", as_json)
+
+
+# ---------------------------------------------------------------- appointments
+
+
+@appointments_app.command("add")
+def appointments_add(
+    patient_id: int,
+    kind: str = typer.Option(..., "--kind", help="infusion, therapy, physical_therapy, consult"),
+    at: str = typer.Option(..., "--at", help="YYYY-MM-DDTHH:MM, patient-local"),
+    location: str | None = typer.Option(None, "--location"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Book an appointment; reminders are planned automatically."""
+    from worker.services.appointments import add_appointment
+
+    with runtime() as rt, transaction(rt) as session:
+        a = add_appointment(
+            session, patient_id, now=datetime.now(UTC), kind=kind, at=at, location=location
+        )
+        aid = a.id
+    emit({"id": aid}, as_json, lambda d: f"appointment {d['id']} booked")
+
+
+@appointments_app.command("reschedule")
+def appointments_reschedule(
+    appointment_id: int,
+    at: str = typer.Option(..., "--at", help="YYYY-MM-DDTHH:MM, patient-local"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Move an appointment: old reminders never go, new ones are planned."""
+    from worker.services.appointments import reschedule
+    from worker.services.patients import get_patient
+
+    with runtime() as rt, transaction(rt) as session:
+        a = reschedule(session, appointment_id, now=datetime.now(UTC), at=at)
+        data = appointment_dict(a, get_patient(session, a.patient_id).tz)
+    emit(data, as_json, lambda d: f"appointment {d['id']} moved to {d['local_time']}")
+
+
+@appointments_app.command("cancel")
+def appointments_cancel(appointment_id: int, as_json: bool = JsonOpt) -> None:
+    """Cancel an appointment and its pending reminders."""
+    from worker.services.appointments import cancel
+
+    with runtime() as rt, transaction(rt) as session:
+        a = cancel(session, appointment_id, now=datetime.now(UTC))
+        data = appointment_dict(a)
+    emit(data, as_json, lambda d: f"appointment {d['id']} cancelled")
+
+
+@appointments_app.command("list")
+def appointments_list(
+    patient_id: int | None = typer.Argument(None), as_json: bool = JsonOpt
+) -> None:
+    """Appointments, for one patient or all."""
+    from worker.services.appointments import list_appointments
+    from worker.store.models import Patient
+
+    with runtime() as rt, transaction(rt) as session:
+        rows = []
+        for a in list_appointments(session, patient_id):
+            p = session.get(Patient, a.patient_id)
+            rows.append(appointment_dict(a, p.tz if p else None))
+    emit(rows, as_json, lambda d: table(d, ["id", "patient_id", "kind", "local_time", "status"]))
+
+
+# ---------------------------------------------------------------- preview, tick, messages
+
+
+@app.command("preview")
+def preview_cmd(
+    patient_id: int,
+    days: int = typer.Option(7, "--days", min=1, max=90),
+    now: str | None = NowOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """What will be sent to a patient, in order, without sending anything."""
+    from worker.services.preview import preview
+
+    at = parse_now(now)
+    with runtime() as rt, service_errors():
+        rows = [i.as_dict() for i in preview(rt, patient_id, at, days)]
+    emit(
+        rows,
+        as_json,
+        lambda d: table(d, ["local_time", "kind", "channel", "template", "instrument"]),
+    )
+
+
+@app.command("tick")
+def tick_cmd(now: str | None = NowOpt, as_json: bool = JsonOpt) -> None:
+    """One synchronous cycle with no broker: plan, dispatch, send, escalate."""
+    from worker.services.tick import tick
+
+    at = parse_now(now)
+    with runtime() as rt, service_errors():
+        summary = tick(rt, at)
+    emit(summary, as_json, lambda d: " ".join(f"{k}={v}" for k, v in d.items()))
+
+
+@messages_app.command("list")
+def messages_list(
+    patient: int | None = typer.Option(None, "--patient"),
+    limit: int = typer.Option(50, "--limit", min=1, max=10000),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Messages out and in, newest first."""
+    from worker.services.views import list_messages
+
+    with runtime() as rt, transaction(rt) as session:
+        rows = list_messages(session, patient_id=patient, limit=limit)
+    emit(
+        rows,
+        as_json,
+        lambda d: table(
+            d, ["id", "direction", "patient_id", "channel", "kind", "status", "at", "body"]
+        ),
+    )
+
+
+# ---------------------------------------------------------------- demo and processes
+
+
+@app.command("demo")
+def demo_cmd(as_json: bool = JsonOpt) -> None:
+    """Seed a small demonstration clinic so that `make run` shows messages within minutes."""
+    from worker.services.demo import seed_demo
+
+    with runtime() as rt, service_errors():
+        data = seed_demo(rt, datetime.now(UTC))
+    emit(data, as_json)
+
+
+@app.command("web")
+def web_cmd(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """Run the web app (webhooks, API, health, metrics)."""
+    import uvicorn
+
+    from worker.web.app import create_app
+
+    uvicorn.run(create_app(settings()), host=host, port=port, log_level="info", access_log=False)
+
+
+@app.command("worker")
+def worker_cmd(
+    queues: str = typer.Option("urgent,bulk", "--queues", "-Q"),
+    concurrency: int = typer.Option(4, "--concurrency", "-c"),
+    name: str = typer.Option("checkin", "--name"),
+    loglevel: str = typer.Option("INFO", "--loglevel"),
+) -> None:
+    """Run a Celery worker (thread pool; sends go many at a time per process)."""
+    from worker.celery_app import create_celery
+
+    celery = create_celery(settings())
+    celery.worker_main(
+        [
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            "threads",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--loglevel",
+            loglevel,
+            "--without-gossip",
+            "--without-mingle",
+        ]
+    )
+
+
+@app.command("beat")
+def beat_cmd(
+    schedule_file: str = typer.Option("var/celerybeat-schedule", "--schedule-file"),
+    loglevel: str = typer.Option("INFO", "--loglevel"),
+) -> None:
+    """Run Celery beat: plan and dispatch every CHECKIN_TICK_SECONDS."""
+    from pathlib import Path
+
+    from worker.celery_app import create_celery
+
+    Path(schedule_file).parent.mkdir(parents=True, exist_ok=True)
+    celery = create_celery(settings())
+    celery.start(["beat", "-s", schedule_file, "--loglevel", loglevel])
+
+
+@app.command("run")
+def run_cmd(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """Run everything in the foreground: embedded Redis (unless CHECKIN_BROKER_URL is set),
+    the web app, an urgent and a bulk worker, and beat. Ctrl-C stops them all."""
+    from worker.runner import run_all
+
+    raise typer.Exit(run_all(settings(), host=host, port=port))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""`checkin demo`: a small clinic that shows messages flowing within a minute or two.
+
+Three patients in zones where it is daytime right now (so quiet hours do not hold the demo
+back), on different protocols, each with a check-in a couple of minutes from now and upcoming
+appointments whose first reminders fall due within minutes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from worker.services.appointments import add_appointment
+from worker.services.patients import add_patient
+from worker.services.runtime import Runtime
+from worker.services.schedules import add_schedule, enroll
+from worker.store.db import session_scope
+
+ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "Europe/Madrid",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+)
+
+PEOPLE = (
+    (
+        "Alex Rivera (demo)",
+        "+12125550101",
+        "alex@example.org",
+        "sms",
+        "en",
+        "ketamine-induction",
+        "infusion",
+    ),
+    (
+        "Sam Okafor (demo)",
+        "+12125550102",
+        "sam@example.org",
+        "email",
+        "en",
+        "therapy-weekly",
+        "therapy",
+    ),
+    (
+        "Lucía Gómez (demo)",
+        "+12125550103",
+        "lucia@example.org",
+        "sms",
+        "es",
+        "pain-weekly",
+        "physical_therapy",
+    ),
+)
+
+
+def daytime_zones(now: datetime) -> list[str]:
+    """Zones where local time is between 09:00 and 19:00, falling back to all of them."""
+    good = [z for z in ZONES if 9 <= now.astimezone(ZoneInfo(z)).hour < 19]
+    return good or list(ZONES)
+
+
+def seed_demo(rt: Runtime, now: datetime) -> dict[str, Any]:
+    zones = daytime_zones(now)
+    created: list[dict[str, Any]] = []
+    with session_scope(rt.sessions) as session:
+        for i, (name, phone, email, channel, lang, protocol, kind) in enumerate(PEOPLE):
+            tz = zones[i % len(zones)]
+            local_now = now.astimezone(ZoneInfo(tz))
+            patient = add_patient(
+                session,
+                now=now,
+                name=name,
+                tz=tz,
+                channel=channel,
+                phone=phone,
+                email=email,
+                consent=["sms", "email"],
+                consent_source="demo",
+                language=lang,
+                actor="demo",
+            )
+            enroll(
+                session,
+                patient.id,
+                rt.protocols[protocol],
+                start=local_now.date(),
+                now=now,
+                actor="demo",
+            )
+            soon = local_now + timedelta(minutes=2 + i)
+            add_schedule(
+                session,
+                patient.id,
+                now=now - timedelta(minutes=1),
+                instrument="mood_pain",
+                rrule=f"FREQ=DAILY;BYHOUR={soon.hour};BYMINUTE={soon.minute}",
+                start=local_now.date(),
+                actor="demo",
+            )
+            # The 2-hour reminder of this one falls due about three minutes from now.
+            at = (local_now + timedelta(hours=2, minutes=3 + i)).strftime("%Y-%m-%dT%H:%M")
+            add_appointment(
+                session,
+                patient.id,
+                now=now - timedelta(minutes=1),
+                kind=kind,
+                at=at,
+                location="Suite 200",
+                actor="demo",
+            )
+            later = (local_now + timedelta(days=3, hours=1)).strftime("%Y-%m-%dT%H:%M")
+            add_appointment(session, patient.id, now=now, kind=kind, at=later, actor="demo")
+            created.append(
+                {"id": patient.id, "name": name, "tz": tz, "channel": channel, "protocol": protocol}
+            )
+    return {"patients": created}

@@ -1,0 +1,120 @@
+"""The dispatcher: claim what is due now and hand ids to the broker; recover what a crash left.
+
+The claim is a conditional UPDATE (scheduled -> queued) trusted by its row count; on PostgreSQL
+the candidate rows are locked with FOR UPDATE SKIP LOCKED so two dispatchers never wait on each
+other. Only ids travel through the broker; the row is the truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, select, update
+
+from worker.services.reconcile import reconcile
+from worker.services.runtime import Runtime
+from worker.store.db import session_scope
+from worker.store.models import Message
+
+log = logging.getLogger(__name__)
+
+#: enqueue(ids, queue) hands a chunk of message ids to the workers; raises if the broker is down.
+Enqueue = Callable[[list[int], str], None]
+
+
+@dataclass
+class DispatchResult:
+    claimed: int = 0
+    requeued: int = 0
+    reconciled: int = 0
+    enqueue_failed: int = 0
+    by_queue: dict[str, int] = field(default_factory=dict)
+
+
+def claim_due(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Claim up to `limit` due rows, urgent first. Returns (id, queue) pairs now `queued`."""
+    with session_scope(rt.sessions) as session:
+        candidates = (
+            select(Message.id)
+            .where(Message.status == "scheduled", Message.due_at <= now)
+            .order_by(case((Message.priority == "urgent", 0), else_=1), Message.due_at, Message.id)
+            .limit(limit)
+        )
+        if rt.is_postgres:
+            candidates = candidates.with_for_update(skip_locked=True)
+        ids = list(session.scalars(candidates))
+        if not ids:
+            return []
+        claimed = session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status == "scheduled")
+            .values(status="queued", queued_at=now, updated_at=now)
+            .returning(Message.id, Message.priority)
+        ).all()
+    return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio in claimed]
+
+
+def stale_queued(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]]:
+    """Rows queued long ago whose task may be lost (broker restarted empty, worker killed).
+
+    Re-sending the id is safe: the send step's queued -> sending claim makes a duplicate task a
+    no-op. queued_at is refreshed so each row is re-sent at most once per interval.
+    """
+    cutoff = now - timedelta(seconds=rt.settings.requeue_after_seconds)
+    with session_scope(rt.sessions) as session:
+        rows = session.execute(
+            select(Message.id, Message.priority)
+            .where(Message.status == "queued", Message.queued_at < cutoff)
+            .order_by(Message.queued_at)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return []
+        session.execute(
+            update(Message)
+            .where(Message.id.in_([r[0] for r in rows]), Message.status == "queued")
+            .values(queued_at=now)
+        )
+    return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio in rows]
+
+
+def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
+    """One dispatch cycle: reconcile, re-send stale, claim due, enqueue in chunks per queue."""
+    result = DispatchResult()
+    limit = rt.settings.dispatch_batch_size
+    requeue = reconcile(rt, now)
+    result.reconciled = len(requeue.resolved)
+    work = [(mid, "urgent" if urgent else "bulk") for mid, urgent in requeue.to_send]
+    stale = stale_queued(rt, now, limit)
+    result.requeued = len(stale) + len(requeue.to_send)
+    work += stale
+    claimed = claim_due(rt, now, limit)
+    result.claimed = len(claimed)
+    work += claimed
+    chunk = rt.settings.send_chunk_size
+    for queue in ("urgent", "bulk"):
+        ids = [mid for mid, q in work if q == queue]
+        result.by_queue[queue] = len(ids)
+        # Urgent messages go one per task so none waits behind another's provider call.
+        size = 1 if queue == "urgent" else chunk
+        for i in range(0, len(ids), size):
+            part = ids[i : i + size]
+            try:
+                enqueue(part, queue)
+            except Exception:
+                log.exception("enqueue failed; %d messages go back to scheduled", len(part))
+                _unclaim(rt, part, now)
+                result.enqueue_failed += len(part)
+    return result
+
+
+def _unclaim(rt: Runtime, ids: list[int], now: datetime) -> None:
+    with session_scope(rt.sessions) as session:
+        session.execute(
+            update(Message)
+            .where(Message.id.in_(ids), Message.status == "queued")
+            .values(status="scheduled", queued_at=None, updated_at=now)
+        )

@@ -1,0 +1,126 @@
+"""Recovery of rows whose outcome a crash or a timeout left open.
+
+`sending` for longer than the stale interval means the worker died mid-send; `unknown` means the
+request may have reached the provider. Twilio takes no idempotency key, so these are looked up in
+the provider's message list (matched by recipient, body and time) and never blindly resent: found
+means sent; not found means the request never arrived, and the row goes back to be sent.
+Channels that cannot be asked (SMTP, console) leave such rows `unknown` for an operator.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+
+from worker.channels import ProviderMessage
+from worker.services.runtime import Runtime
+from worker.store.db import session_scope
+from worker.store.models import Message
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = timedelta(minutes=2)
+
+
+@dataclass
+class ReconcileResult:
+    resolved: list[int] = field(default_factory=list)  # found at the provider: now sent
+    to_send: list[tuple[int, bool]] = field(default_factory=list)  # (id, urgent) back to queued
+    left_unknown: list[int] = field(default_factory=list)
+
+
+def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
+    result = ReconcileResult()
+    settle = timedelta(seconds=rt.settings.twilio_timeout_seconds + 30)
+    stale = now - timedelta(seconds=rt.settings.sending_stale_seconds)
+    with session_scope(rt.sessions) as session:
+        rows = session.scalars(
+            select(Message)
+            .where(
+                or_(
+                    (Message.status == "sending") & (Message.sending_at < stale),
+                    (Message.status == "unknown") & (Message.sending_at < now - settle),
+                )
+            )
+            .order_by(Message.sending_at)
+            .limit(limit)
+        ).all()
+        snapshot = [
+            (m.id, m.status, m.channel, m.to_address, m.body, m.sending_at, m.priority)
+            for m in rows
+        ]
+    sms = rt.channels.sms
+    for mid, status, channel, to, body, sending_at, priority in snapshot:
+        if channel != "sms" or not sms.can_reconcile or not to or sending_at is None:
+            if status == "sending":
+                _move(rt, mid, "sending", "unknown", now, reason="worker_lost_mid_send")
+                result.left_unknown.append(mid)
+            continue
+        try:
+            found = sms.find_sent(to, sending_at - LOOKBACK)
+        except Exception:
+            log.warning("reconcile: provider list failed for message %d; will retry", mid)
+            continue
+        match = _match(rt, found, body or "")
+        if match is not None:
+            if _move(
+                rt,
+                mid,
+                status,
+                "sent",
+                now,
+                provider_id=match.provider_id,
+                sent_at=match.created_at or now,
+                reason="reconciled",
+            ):
+                result.resolved.append(mid)
+        elif _move(rt, mid, status, "queued", now, reason="reconciled_not_found", queued_at=now):
+            result.to_send.append((mid, priority == "urgent"))
+    return result
+
+
+def _match(rt: Runtime, found: list[ProviderMessage], body: str) -> ProviderMessage | None:
+    candidates = [p for p in found if p.body == body]
+    if not candidates:
+        return None
+    with session_scope(rt.sessions) as session:
+        used = set(
+            session.scalars(
+                select(Message.provider_id).where(
+                    Message.provider_id.in_([p.provider_id for p in candidates])
+                )
+            )
+        )
+    for p in candidates:
+        if p.provider_id not in used:
+            return p
+    return None
+
+
+def _move(
+    rt: Runtime,
+    mid: int,
+    frm: str,
+    to: str,
+    now: datetime,
+    *,
+    reason: str,
+    provider_id: str | None = None,
+    sent_at: datetime | None = None,
+    queued_at: datetime | None = None,
+) -> bool:
+    values: dict[str, object] = {"status": to, "status_reason": reason, "updated_at": now}
+    if provider_id is not None:
+        values["provider_id"] = provider_id
+    if sent_at is not None:
+        values["sent_at"] = sent_at
+    if queued_at is not None:
+        values["queued_at"] = queued_at
+    with session_scope(rt.sessions) as session:
+        res = session.execute(
+            update(Message).where(Message.id == mid, Message.status == frm).values(**values)
+        )
+        return bool(getattr(res, "rowcount", 0) == 1)

@@ -1,0 +1,118 @@
+"""Read models for the command line and the API: plain dicts, JSON-ready."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from worker.store.models import FollowUp, InboundMessage, Message, Response
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def message_dict(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "direction": "out",
+        "patient_id": m.patient_id,
+        "channel": m.channel,
+        "kind": m.kind,
+        "template": m.template,
+        "instrument": m.instrument,
+        "appointment_id": m.appointment_id,
+        "status": m.status,
+        "status_reason": m.status_reason,
+        "body": m.body,
+        "at": _iso(m.sent_at or m.due_at),
+        "due_at": _iso(m.due_at),
+        "sent_at": _iso(m.sent_at),
+        "local_time": m.local_time,
+        "provider_id": m.provider_id,
+        "error_code": m.error_code,
+        "attempts": m.attempts,
+    }
+
+
+def inbound_dict(i: InboundMessage) -> dict[str, Any]:
+    return {
+        "id": f"in-{i.id}",
+        "direction": "in",
+        "patient_id": i.patient_id,
+        "channel": i.channel,
+        "kind": "reply",
+        "status": "received" if i.processed_at is None else "processed",
+        "body": i.body,
+        "at": _iso(i.received_at),
+        "outcome": i.outcome,
+    }
+
+
+def list_messages(session: Session, *, patient_id: int | None, limit: int) -> list[dict[str, Any]]:
+    """Outbound and inbound messages, newest first (by sent time, else due time)."""
+    out = select(Message).order_by(Message.due_at.desc(), Message.id.desc()).limit(limit)
+    inn = select(InboundMessage).order_by(InboundMessage.received_at.desc()).limit(limit)
+    if patient_id is not None:
+        out = out.where(Message.patient_id == patient_id)
+        inn = inn.where(InboundMessage.patient_id == patient_id)
+    rows = [message_dict(m) for m in session.scalars(out)] + [
+        inbound_dict(i) for i in session.scalars(inn)
+    ]
+    rows.sort(key=lambda r: r["at"] or "", reverse=True)
+    return rows[:limit]
+
+
+def response_dict(r: Response) -> dict[str, Any]:
+    return {
+        "instrument": r.instrument,
+        "item": r.item,
+        "value": r.value,
+        "answered_at": _iso(r.answered_at),
+        "checkin_id": r.checkin_id,
+        "partial": r.partial,
+        "late": r.late,
+    }
+
+
+def recent_responses(session: Session, patient_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Response)
+        .where(Response.patient_id == patient_id)
+        .order_by(Response.answered_at.desc(), Response.id.desc())
+        .limit(limit)
+    )
+    return [response_dict(r) for r in rows]
+
+
+def followup_dict(f: FollowUp) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "patient_id": f.patient_id,
+        "reason": f.reason,
+        "severity": f.severity,
+        "status": f.status,
+        "created_at": _iso(f.created_at),
+        "detail": f.detail,
+        "acknowledged_by": f.acknowledged_by,
+        "acknowledged_at": _iso(f.acknowledged_at),
+        "resolved_by": f.resolved_by,
+        "resolved_at": _iso(f.resolved_at),
+        "resolution_note": f.resolution_note,
+    }
+
+
+SEVERITY_ORDER = case((FollowUp.severity == "urgent", 0), (FollowUp.severity == "high", 1), else_=2)
+
+
+def open_followups(session: Session, patient_id: int | None = None) -> list[dict[str, Any]]:
+    stmt = (
+        select(FollowUp)
+        .where(FollowUp.status != "resolved")
+        .order_by(SEVERITY_ORDER, FollowUp.created_at)
+    )
+    if patient_id is not None:
+        stmt = stmt.where(FollowUp.patient_id == patient_id)
+    return [followup_dict(f) for f in session.scalars(stmt)]

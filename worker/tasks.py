@@ -1,0 +1,76 @@
+"""Celery tasks: thin. Ids in, one service call, nothing else.
+
+Transient provider errors are not retried through Celery: the send step puts the row back to
+`scheduled` with a backoff `due_at`, so the database, not a countdown in Redis, decides when it
+is due again (DESIGN.md: nothing scheduled far ahead in the broker).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery
+
+from worker.config import Settings
+from worker.services.runtime import Runtime, build_runtime
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Process:
+    """Per-process state, built on first use in the worker (after any fork), never at import."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._rt: Runtime | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        with self._lock:
+            if self._rt is None:
+                self._rt = build_runtime(self.settings, pool_size=self.settings.send_concurrency)
+            return self._rt
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.settings.send_concurrency, thread_name_prefix="send"
+                )
+            return self._executor
+
+
+def register(app: Celery, settings: Settings) -> None:
+    from worker.celery_app import send_task_options
+    from worker.services.dispatch import dispatch
+    from worker.services.plan import plan
+    from worker.services.send import send_many
+
+    proc = _Process(settings)
+
+    @app.task(name="checkin.send", ignore_result=True)  # type: ignore[untyped-decorator]
+    def send(ids: list[int]) -> dict[str, int]:
+        return send_many(proc.runtime, [int(i) for i in ids], utcnow, proc.executor)
+
+    @app.task(name="checkin.plan", ignore_result=True)  # type: ignore[untyped-decorator]
+    def plan_task() -> int:
+        return plan(proc.runtime, utcnow())
+
+    @app.task(name="checkin.dispatch", ignore_result=True)  # type: ignore[untyped-decorator]
+    def dispatch_task() -> dict[str, Any]:
+        def enqueue(ids: list[int], queue: str) -> None:
+            send.apply_async(args=[ids], **send_task_options(settings, queue))
+
+        result = dispatch(proc.runtime, utcnow(), enqueue)
+        return {"claimed": result.claimed, "requeued": result.requeued}

@@ -1,0 +1,62 @@
+"""The web app: health, metrics (and, in later parts, webhooks, API, dashboard)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from worker.config import Settings
+from worker.services.runtime import Runtime, build_runtime
+from worker.web.metrics import render_metrics
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+    rt = runtime or build_runtime(settings)
+    app = FastAPI(
+        title="checkin-worker",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            with rt.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        checks["broker"] = _broker_check(settings)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", **checks}, 200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        body, content_type = render_metrics(rt)
+        return Response(body, media_type=content_type)
+
+    return app
+
+
+def _broker_check(settings: Settings) -> str:
+    if not settings.broker_url:
+        return "error: CHECKIN_BROKER_URL not set"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.broker_url, socket_timeout=1, socket_connect_timeout=1
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+        return "ok"
+    except Exception as exc:
+        return f"error: {type(exc).__name__}"
