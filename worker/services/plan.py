@@ -186,6 +186,7 @@ def _plan_appointments(rt: Runtime, now: datetime, horizon: datetime) -> int:
                     ),
                     after=after,
                     before=horizon,
+                    max_late=timedelta(minutes=rt.settings.checkin_max_late_minutes),
                 )
                 added += insert_specs(session, patient.id, specs, now)
             _mark_planned(session, Appointment, [(a.id, a.updated_at) for a, _ in batch], horizon)

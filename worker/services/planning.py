@@ -117,10 +117,13 @@ def reminder_specs(
     *,
     after: datetime,
     before: datetime,
+    max_late: timedelta,
 ) -> list[MessageSpec]:
     """Reminders due in [after, before) for one booked appointment version.
 
-    A reminder's cut-off is the appointment itself: a reminder after its appointment never goes.
+    A reminder's cut-off is the appointment itself (a reminder after its appointment never goes),
+    or `max_late` after it fell due, whichever is first: after an outage, the 72-hour reminder
+    does not arrive in the same minute as the 2-hour one.
     """
     zone = ZoneInfo(patient.tz)
     specs = []
@@ -135,7 +138,7 @@ def reminder_specs(
                 template=r.template,
                 language=patient.language,
                 due_at=r.due_at,
-                not_after=appt.starts_at,
+                not_after=min(appt.starts_at, r.due_at + max_late),
                 local_time=r.due_at.astimezone(zone).strftime("%Y-%m-%dT%H:%M"),
                 appointment_id=appt.id,
                 appointment_version=appt.version,

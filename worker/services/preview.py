@@ -85,6 +85,7 @@ def preview(rt: Runtime, patient_id: int, now: datetime, days: int) -> list[Prev
                 AppointmentView(appt.id, appt.kind, appt.starts_at, appt.version, appt.location),
                 after=max(now, appt.updated_at),
                 before=end,
+                max_late=max_late,
             )
         keys = [s.dedupe_key for s in specs]
         settled = (
