@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from worker.channels import ChannelError, DeliveryUnknown, SendResult
 from worker.config import parse_window
-from worker.domain.instruments import get_instrument
+from worker.domain.instruments import answer_key, answer_options, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.rendering import format_when
 from worker.services import links
@@ -198,16 +198,11 @@ def _context(
         if msg.template == "checkin_item":
             index = int(ctx.get("item_index", 0))
             item = instrument.items[index]
-            labels = instrument.answer_labels
             ctx.update(
                 item_text=item.text,
                 item_number=index + 1,
                 item_count=len(instrument.items),
-                answer_key=(
-                    " ".join(f"{i}={label}" for i, label in enumerate(labels))
-                    if labels
-                    else f"{item.minimum}-{item.maximum}"
-                ),
+                answer_key=answer_key(instrument, item),
                 stem=instrument.stem,
                 first=index == 0,
             )
@@ -223,12 +218,10 @@ def _context(
                 "links": [
                     {
                         "value": v,
-                        "label": (
-                            instrument.answer_labels[v] if instrument.answer_labels else str(v)
-                        ),
+                        "label": label,
                         "url": links.answer_url(s, msg.id, it.key, v, now, ANSWER_LINK_VALIDITY),
                     }
-                    for v in range(it.minimum, it.maximum + 1)
+                    for v, label in answer_options(instrument, it)
                 ]
                 if msg.channel == "email"
                 else [],
