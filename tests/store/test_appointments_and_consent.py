@@ -23,8 +23,23 @@ def future_day(days: int) -> date:
 
 
 def patient(checkin: Checkin, *extra: str) -> int:
-    return int(checkin.json("patients", "add", "--name", "Jo Park", "--phone", "+12125550102",
-                            "--email", "jo@example.org", "--tz", TZ, "--channel", "sms", *extra)["id"])
+    return int(
+        checkin.json(
+            "patients",
+            "add",
+            "--name",
+            "Jo Park",
+            "--phone",
+            "+12125550102",
+            "--email",
+            "jo@example.org",
+            "--tz",
+            TZ,
+            "--channel",
+            "sms",
+            *extra,
+        )["id"]
+    )
 
 
 def tick_hourly(checkin: Checkin, start: date, days: int) -> dict[str, int]:
@@ -48,8 +63,17 @@ def sent_templates(checkin: Checkin, pid: int) -> list[tuple[str, str]]:
 def test_an_infusion_gets_72_24_2_hour_reminders_and_the_evening_prep(checkin: Checkin) -> None:
     pid = patient(checkin, "--consent", "sms")
     appt_day = future_day(5)
-    checkin.json("appointments", "add", str(pid), "--kind", "infusion",
-                 "--at", f"{appt_day}T14:00", "--location", "Suite 200")
+    checkin.json(
+        "appointments",
+        "add",
+        str(pid),
+        "--kind",
+        "infusion",
+        "--at",
+        f"{appt_day}T14:00",
+        "--location",
+        "Suite 200",
+    )
     items = checkin.json("preview", str(pid), "--days", "10")
     assert [(i["template"], i["local_time"]) for i in items] == [
         ("reminder_infusion", f"{appt_day - timedelta(days=3)}T14:00"),
@@ -60,16 +84,22 @@ def test_an_infusion_gets_72_24_2_hour_reminders_and_the_evening_prep(checkin: C
     # First tick on the day itself (as after an outage): only the 2 h reminder is still useful.
     result = checkin.json("tick", "--now", local_iso(appt_day, 12, 0, TZ))
     assert (result["sent"], result["suppressed"]) == (1, 3)
-    [sent] = [m for m in checkin.json("messages", "list", "--patient", str(pid)) if m["status"] == "sent"]
+    [sent] = [
+        m for m in checkin.json("messages", "list", "--patient", str(pid)) if m["status"] == "sent"
+    ]
     assert sent["template"] == "reminder_infusion"
     assert "2:00 PM" in sent["body"] and "Riverside" in sent["body"]
     assert "CANCEL" not in sent["body"].upper().replace("X TO CANCEL", "")
 
 
-def test_a_rescheduled_appointments_old_reminders_never_go_and_new_ones_do(checkin: Checkin) -> None:
+def test_a_rescheduled_appointments_old_reminders_never_go_and_new_ones_do(
+    checkin: Checkin,
+) -> None:
     pid = patient(checkin, "--consent", "sms")
     first, moved = future_day(3), future_day(6)
-    aid = checkin.json("appointments", "add", str(pid), "--kind", "therapy", "--at", f"{first}T15:00")["id"]
+    aid = checkin.json(
+        "appointments", "add", str(pid), "--kind", "therapy", "--at", f"{first}T15:00"
+    )["id"]
     # The planner materialises the 72 h reminder (and others inside its 48 h horizon).
     checkin.json("tick", "--now", local_iso(first - timedelta(days=2), 9, 0, TZ))
     planned = checkin.json("messages", "list", "--patient", str(pid))
@@ -79,20 +109,29 @@ def test_a_rescheduled_appointments_old_reminders_never_go_and_new_ones_do(check
     assert all(m["status"] == "cancelled" for m in after)
     tick_hourly(checkin, first - timedelta(days=2), 9)
     sent = sent_templates(checkin, pid)
-    locals_ = [datetime.fromisoformat(at).astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%dT%H:%M") for _, at in sent]
+    locals_ = [
+        datetime.fromisoformat(at).astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%dT%H:%M")
+        for _, at in sent
+    ]
     assert locals_ == [
         f"{moved - timedelta(days=3)}T10:30",
         f"{moved - timedelta(days=1)}T10:30",
         f"{moved}T08:30",
     ]
-    bodies = [m["body"] for m in checkin.json("messages", "list", "--patient", str(pid)) if m["status"] == "sent"]
+    bodies = [
+        m["body"]
+        for m in checkin.json("messages", "list", "--patient", str(pid))
+        if m["status"] == "sent"
+    ]
     assert all("10:30" in b for b in bodies), bodies
 
 
 def test_a_cancelled_appointment_sends_no_reminder(checkin: Checkin) -> None:
     pid = patient(checkin, "--consent", "sms")
     day = future_day(2)
-    aid = checkin.json("appointments", "add", str(pid), "--kind", "consult", "--at", f"{day}T11:00")["id"]
+    aid = checkin.json(
+        "appointments", "add", str(pid), "--kind", "consult", "--at", f"{day}T11:00"
+    )["id"]
     checkin.json("tick", "--now", local_iso(day - timedelta(days=1), 9, 0, TZ))
     checkin.json("appointments", "cancel", str(aid))
     totals = tick_hourly(checkin, day - timedelta(days=1), 2)
@@ -103,27 +142,61 @@ def test_a_cancelled_appointment_sends_no_reminder(checkin: Checkin) -> None:
 def test_a_patient_without_consent_gets_nothing_and_the_row_says_why(checkin: Checkin) -> None:
     pid = patient(checkin)  # no --consent
     day = future_day(2)
-    checkin.json("schedules", "add", str(pid), "--instrument", "mood",
-                 "--rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0", "--start", day.isoformat())
+    checkin.json(
+        "schedules",
+        "add",
+        str(pid),
+        "--instrument",
+        "mood",
+        "--rrule",
+        "FREQ=DAILY;BYHOUR=9;BYMINUTE=0",
+        "--start",
+        day.isoformat(),
+    )
     assert checkin.json("preview", str(pid), "--days", "3") == []
     result = checkin.json("tick", "--now", local_iso(day, 9, 0, TZ))
     assert (result["sent"], result["suppressed"]) == (0, 1)
-    [row] = [m for m in checkin.json("messages", "list", "--patient", str(pid)) if m["status"] != "scheduled"]
+    [row] = [
+        m
+        for m in checkin.json("messages", "list", "--patient", str(pid))
+        if m["status"] != "scheduled"
+    ]
     assert (row["status"], row["status_reason"]) == ("suppressed", "no_consent_sms")
 
 
-def test_consent_withdrawn_after_planning_suppresses_and_regranting_resumes(checkin: Checkin) -> None:
+def test_consent_withdrawn_after_planning_suppresses_and_regranting_resumes(
+    checkin: Checkin,
+) -> None:
     pid = patient(checkin, "--consent", "sms")
     day = future_day(2)
-    checkin.json("schedules", "add", str(pid), "--instrument", "pain",
-                 "--rrule", "FREQ=DAILY;BYHOUR=9;BYMINUTE=0", "--start", day.isoformat())
+    checkin.json(
+        "schedules",
+        "add",
+        str(pid),
+        "--instrument",
+        "pain",
+        "--rrule",
+        "FREQ=DAILY;BYHOUR=9;BYMINUTE=0",
+        "--start",
+        day.isoformat(),
+    )
     checkin.json("tick", "--now", local_iso(day, 8, 0, TZ))
-    withdrawn = checkin.json("patients", "consent", str(pid), "--channel", "sms", "--withdraw",
-                             "--source", "patient phoned")
+    withdrawn = checkin.json(
+        "patients",
+        "consent",
+        str(pid),
+        "--channel",
+        "sms",
+        "--withdraw",
+        "--source",
+        "patient phoned",
+    )
     assert withdrawn["suppressed"] >= 1 and withdrawn["consent"]["sms"]["granted"] is False
     assert checkin.json("tick", "--now", local_iso(day, 9, 0, TZ))["sent"] == 0
     rows = checkin.json("messages", "list", "--patient", str(pid))
-    assert {(m["status"], m["status_reason"]) for m in rows} == {("suppressed", "consent_withdrawn")}
+    assert {(m["status"], m["status_reason"]) for m in rows} == {
+        ("suppressed", "consent_withdrawn")
+    }
     checkin.json("patients", "consent", str(pid), "--channel", "sms", "--source", "patient asked")
     assert checkin.json("tick", "--now", local_iso(day + timedelta(days=1), 9, 0, TZ))["sent"] == 1
 
@@ -141,7 +214,9 @@ def test_consent_withdrawn_after_planning_suppresses_and_regranting_resumes(chec
         (["--channel", "email"], "needs --email"),
     ],
 )
-def test_bad_patient_input_is_refused_and_writes_nothing(checkin: Checkin, args: list[str], message: str) -> None:
+def test_bad_patient_input_is_refused_and_writes_nothing(
+    checkin: Checkin, args: list[str], message: str
+) -> None:
     base = {"--name": "X", "--tz": TZ, "--channel": "sms"}
     merged = dict(base)
     it = iter(args)
@@ -164,14 +239,18 @@ def test_bad_patient_input_is_refused_and_writes_nothing(checkin: Checkin, args:
         ("FREQ=WEEKLY;BYHOUR=9", "unknown_instrument"),
     ],
 )
-def test_bad_schedules_are_refused_and_write_nothing(checkin: Checkin, rrule: str, instrument: str) -> None:
+def test_bad_schedules_are_refused_and_write_nothing(
+    checkin: Checkin, rrule: str, instrument: str
+) -> None:
     pid = patient(checkin, "--consent", "sms")
     err = checkin.fails("schedules", "add", str(pid), "--instrument", instrument, "--rrule", rrule)
     assert err.startswith("error: ")
     assert checkin.json("schedules", "list", str(pid)) == []
 
 
-@pytest.mark.parametrize("at", ["2026-13-01T10:00", "tomorrow", "2020-01-01T10:00", "2030-01-01 10:00"])
+@pytest.mark.parametrize(
+    "at", ["2026-13-01T10:00", "tomorrow", "2020-01-01T10:00", "2030-01-01 10:00"]
+)
 def test_bad_appointment_times_are_refused(checkin: Checkin, at: str) -> None:
     pid = patient(checkin, "--consent", "sms")
     err = checkin.fails("appointments", "add", str(pid), "--kind", "infusion", "--at", at)
@@ -182,8 +261,12 @@ def test_bad_appointment_times_are_refused(checkin: Checkin, at: str) -> None:
 def test_unknown_ids_and_protocols_are_refused(checkin: Checkin) -> None:
     assert "no patient" in checkin.fails("schedules", "list", "999")
     pid = patient(checkin)
-    assert "unknown protocol" in checkin.fails("enroll", str(pid), "no-such-protocol", "--start", "2030-01-01")
-    assert "--start" in checkin.fails("enroll", str(pid), "ketamine-induction", "--start", "01/02/2030")
+    assert "unknown protocol" in checkin.fails(
+        "enroll", str(pid), "no-such-protocol", "--start", "2030-01-01"
+    )
+    assert "--start" in checkin.fails(
+        "enroll", str(pid), "ketamine-induction", "--start", "01/02/2030"
+    )
 
 
 def test_enrolling_in_a_protocol_creates_its_schedules(checkin: Checkin) -> None:

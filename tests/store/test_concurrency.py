@@ -25,16 +25,31 @@ def seed(url: str, console: Channels, now: datetime) -> int:
     rt = build_runtime(make_settings(url), channels=console)
     with session_scope(rt.sessions) as session:
         for i in range(PATIENTS):
-            p = add_patient(session, now=now - timedelta(days=1), name=f"P{i}", tz=ZONES[i % 4],
-                            channel="sms", phone=f"+1212555{i:04d}", consent=["sms"])
+            p = add_patient(
+                session,
+                now=now - timedelta(days=1),
+                name=f"P{i}",
+                tz=ZONES[i % 4],
+                channel="sms",
+                phone=f"+1212555{i:04d}",
+                consent=["sms"],
+            )
             for rule in ("FREQ=DAILY;BYHOUR=9;BYMINUTE=0", "FREQ=DAILY;BYHOUR=19;BYMINUTE=30"):
-                add_schedule(session, p.id, now=now - timedelta(days=1), instrument="mood",
-                             rrule=rule, start=date(2020, 1, 1))
+                add_schedule(
+                    session,
+                    p.id,
+                    now=now - timedelta(days=1),
+                    instrument="mood",
+                    rrule=rule,
+                    start=date(2020, 1, 1),
+                )
     rt.close()
     return PATIENTS * 2
 
 
-def _plan_in_process(url: str, now_iso: str, barrier: mp.synchronize.Barrier, out: mp.Queue) -> None:
+def _plan_in_process(
+    url: str, now_iso: str, barrier: mp.synchronize.Barrier, out: mp.Queue
+) -> None:
     from worker.channels.console import ConsoleEmail, ConsoleSms
 
     rt = build_runtime(make_settings(url), channels=Channels(ConsoleSms(), ConsoleEmail()))
@@ -43,7 +58,9 @@ def _plan_in_process(url: str, now_iso: str, barrier: mp.synchronize.Barrier, ou
     rt.close()
 
 
-def _claim_in_process(url: str, now_iso: str, barrier: mp.synchronize.Barrier, out: mp.Queue) -> None:
+def _claim_in_process(
+    url: str, now_iso: str, barrier: mp.synchronize.Barrier, out: mp.Queue
+) -> None:
     from worker.channels.console import ConsoleEmail, ConsoleSms
 
     rt = build_runtime(make_settings(url), channels=Channels(ConsoleSms(), ConsoleEmail()))
@@ -59,7 +76,9 @@ def run_two(target: object, url: str, now: datetime) -> list[object]:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
     out = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(url, now.isoformat(), barrier, out)) for _ in range(2)]
+    procs = [
+        ctx.Process(target=target, args=(url, now.isoformat(), barrier, out)) for _ in range(2)
+    ]
     for p in procs:
         p.start()
     results = [out.get(timeout=120) for _ in procs]
@@ -84,7 +103,9 @@ def test_two_planners_at_once_create_no_duplicate_rows(db_url: str, console: Cha
     rt.close()
 
 
-def test_two_dispatchers_at_once_never_claim_the_same_message(db_url: str, console: Channels) -> None:
+def test_two_dispatchers_at_once_never_claim_the_same_message(
+    db_url: str, console: Channels
+) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     seed(db_url, console, now)
     rt = build_runtime(make_settings(db_url), channels=console)

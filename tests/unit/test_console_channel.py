@@ -24,7 +24,8 @@ def test_console_sms_prints_the_number_and_body_and_keeps_a_record() -> None:
     assert result.provider_id is not None and result.provider_id.startswith("console-")
     assert result.provider_id in out
     assert len(result.provider_id) == len("console-") + 32
-    assert result.status == "sent"
+    assert result.status == "sent" and result.segments == 1
+    assert "1 segment, GSM-7" in out
     [record] = sms.sent
     assert (record.to, record.body, record.status_callback) == (
         "+15551230001",
@@ -32,6 +33,13 @@ def test_console_sms_prints_the_number_and_body_and_keeps_a_record() -> None:
         "http://x/status",
     )
     assert record.provider_id == result.provider_id
+
+
+def test_console_sms_counts_segments_like_the_provider() -> None:
+    stream = io.StringIO()
+    result = ConsoleSms(stream).send_sms("+15551230001", "\u201cquoted\u201d " + "a" * 70)
+    assert result.segments == 2
+    assert "2 segments, UCS-2" in stream.getvalue()
 
 
 def test_console_sms_cannot_reconcile() -> None:
