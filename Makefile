@@ -24,13 +24,13 @@ demo: $(STAMP)
 	$(BIN)/checkin demo
 
 test: $(STAMP)
-	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff check worker tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests bench
-	$(BIN)/ruff format --check worker tests bench
+	$(BIN)/ruff check worker tests
+	$(BIN)/ruff format --check worker tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

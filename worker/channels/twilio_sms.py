@@ -17,7 +17,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import threading
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from typing import Any
 
 import requests
@@ -186,17 +186,15 @@ class TwilioSms:
         timestamps have no fraction). Raises ChannelError(permanent=False) when Twilio cannot
         be asked; listing is read-only, so a retry is always safe.
 
-        Twilio filters DateSent by UTC date, so this asks for everything sent since that day
-        and compares creation times here.
+        No DateSent filter: Twilio leaves date_sent empty while a message is still queued, and a
+        message missed here would be sent again. The list is newest first, so the most recent
+        messages to this one recipient are enough; creation times are compared here.
         """
         client, _ = self._client()
         since_utc = since.astimezone(UTC).replace(microsecond=0)
-        day_start = datetime.combine(since_utc.date(), time(0), tzinfo=UTC)
         found: list[ProviderMessage] = []
         try:
-            for message in client.messages.stream(
-                to=to, date_sent_after=day_start, page_size=100, limit=_RECONCILE_LIMIT
-            ):
+            for message in client.messages.stream(to=to, page_size=50, limit=_RECONCILE_LIMIT):
                 created = message.date_created
                 if isinstance(created, datetime) and created < since_utc:
                     continue
