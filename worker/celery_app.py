@@ -48,6 +48,8 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
             "checkin.plan": {"queue": "bulk"},
             "checkin.dispatch": {"queue": "urgent"},
             "checkin.send": {"queue": "bulk"},
+            "checkin.inbound": {"queue": "urgent"},
+            "checkin.escalate": {"queue": "urgent"},
         },
         beat_schedule={
             "plan": {"task": "checkin.plan", "schedule": tick, "options": {"expires": tick * 4}},
@@ -55,6 +57,11 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "task": "checkin.dispatch",
                 "schedule": tick,
                 "options": {"expires": tick * 2},
+            },
+            "escalate": {
+                "task": "checkin.escalate",
+                "schedule": max(tick, 30.0),
+                "options": {"expires": max(tick, 30.0) * 2},
             },
         },
         timezone="UTC",

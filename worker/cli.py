@@ -37,12 +37,16 @@ schedules_app = typer.Typer(help="Check-in schedules.", no_args_is_help=True)
 appointments_app = typer.Typer(help="Appointments and their reminders.", no_args_is_help=True)
 protocols_app = typer.Typer(help="Check-in protocols.", no_args_is_help=True)
 messages_app = typer.Typer(help="Messages in and out.", no_args_is_help=True)
+followups_app = typer.Typer(help="The clinicians' follow-up queue.", no_args_is_help=True)
+responses_app = typer.Typer(help="Stored answers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(patients_app, name="patients")
 app.add_typer(schedules_app, name="schedules")
 app.add_typer(appointments_app, name="appointments")
 app.add_typer(protocols_app, name="protocols")
 app.add_typer(messages_app, name="messages")
+app.add_typer(followups_app, name="followups")
+app.add_typer(responses_app, name="responses")
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 NowOpt = typer.Option(None, "--now", help="Act as if it were this moment (ISO 8601 with offset).")
@@ -585,6 +589,78 @@ def messages_list(
         lambda d: table(
             d, ["id", "direction", "patient_id", "channel", "kind", "status", "at", "body"]
         ),
+    )
+
+
+# ---------------------------------------------------------------- follow-ups and responses
+
+
+@followups_app.command("list")
+def followups_list(
+    status: str | None = typer.Option(None, "--status", help="open, acknowledged or resolved"),
+    patient: int | None = typer.Option(None, "--patient"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The queue: urgent first, then high, then routine; oldest first within each."""
+    from worker.services.followups import list_followups
+    from worker.services.views import followup_dict
+
+    with runtime() as rt, transaction(rt) as session:
+        rows = [
+            followup_dict(f) for f in list_followups(session, status=status, patient_id=patient)
+        ]
+    emit(
+        rows,
+        as_json,
+        lambda d: table(d, ["id", "severity", "reason", "status", "patient_id", "created_at"]),
+    )
+
+
+@followups_app.command("ack")
+def followups_ack(
+    followup_id: int,
+    by: str = typer.Option(..., "--by", help="who is taking it"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Acknowledge a follow-up (stops re-paging)."""
+    from worker.services.followups import acknowledge
+    from worker.services.views import followup_dict
+
+    with runtime() as rt, transaction(rt) as session:
+        data = followup_dict(acknowledge(session, followup_id, by=by, now=datetime.now(UTC)))
+    emit(data, as_json, lambda d: f"follow-up {d['id']} acknowledged by {d['acknowledged_by']}")
+
+
+@followups_app.command("resolve")
+def followups_resolve(
+    followup_id: int,
+    by: str = typer.Option(..., "--by"),
+    note: str | None = typer.Option(None, "--note", help="the action taken (required if urgent)"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Resolve a follow-up; an urgent one needs a --note of the action taken."""
+    from worker.services.followups import resolve
+    from worker.services.views import followup_dict
+
+    with runtime() as rt, transaction(rt) as session:
+        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=datetime.now(UTC)))
+    emit(data, as_json, lambda d: f"follow-up {d['id']} resolved by {d['resolved_by']}")
+
+
+@responses_app.command("list")
+def responses_list(
+    patient: int = typer.Option(..., "--patient"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every stored answer of a patient, one row per item value, oldest first."""
+    from worker.services.patients import get_patient
+    from worker.services.views import all_responses
+
+    with runtime() as rt, transaction(rt) as session:
+        get_patient(session, patient)
+        rows = all_responses(session, patient)
+    emit(
+        rows, as_json, lambda d: table(d, ["answered_at", "instrument", "item", "value", "partial"])
     )
 
 

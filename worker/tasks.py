@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -19,6 +19,8 @@ from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
 
 log = logging.getLogger(__name__)
+
+INBOUND_SWEEP_AFTER = timedelta(seconds=30)
 
 
 def utcnow() -> datetime:
@@ -53,7 +55,11 @@ class _Process:
 
 def register(app: Celery, settings: Settings) -> None:
     from worker.celery_app import send_task_options
+    from worker.services.crisis import escalate
     from worker.services.dispatch import dispatch
+    from worker.services.expiry import expire_checkins
+    from worker.services.immediate import send_now
+    from worker.services.inbound import process_inbound, unprocessed
     from worker.services.plan import plan
     from worker.services.send import send_many
 
@@ -72,5 +78,26 @@ def register(app: Celery, settings: Settings) -> None:
         def enqueue(ids: list[int], queue: str) -> None:
             send.apply_async(args=[ids], **send_task_options(settings, queue))
 
-        result = dispatch(proc.runtime, utcnow(), enqueue)
-        return {"claimed": result.claimed, "requeued": result.requeued}
+        now = utcnow()
+        result = dispatch(proc.runtime, now, enqueue)
+        # Replies stored while the broker was unreachable, or whose worker died: process them.
+        stale = unprocessed(proc.runtime, now, INBOUND_SWEEP_AFTER)
+        for inbound_id in stale:
+            inbound.apply_async(args=[inbound_id], queue="urgent", routing_key="urgent")
+        return {"claimed": result.claimed, "requeued": result.requeued, "inbound": len(stale)}
+
+    @app.task(name="checkin.inbound", ignore_result=True)  # type: ignore[untyped-decorator]
+    def inbound(inbound_id: int) -> str:
+        """Process one stored reply; its crisis reply, page or acknowledgement go out from here,
+        now, without waiting for a dispatch cycle."""
+        result = process_inbound(proc.runtime, int(inbound_id), utcnow())
+        send_now(proc.runtime, result.send, utcnow())
+        return result.outcome
+
+    @app.task(name="checkin.escalate", ignore_result=True)  # type: ignore[untyped-decorator]
+    def escalate_task() -> int:
+        now = utcnow()
+        expire_checkins(proc.runtime, now)
+        pages = escalate(proc.runtime, now)
+        send_now(proc.runtime, pages, utcnow())
+        return len(pages)

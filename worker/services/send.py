@@ -206,7 +206,9 @@ def _context(
                 stem=instrument.stem,
                 first=index == 0,
             )
-            items = [item]
+            # By SMS a questionnaire is a conversation, one item per message; an email carries
+            # every item, each with its own one-click answers.
+            items = [item] if msg.channel == "sms" else list(instrument.items)
         else:
             items = list(instrument.items)
         ctx["items"] = [

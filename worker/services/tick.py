@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from worker.services.crisis import escalate
 from worker.services.dispatch import dispatch
+from worker.services.expiry import expire_checkins
+from worker.services.immediate import send_now
+from worker.services.inbound import process_inbound, unprocessed
 from worker.services.plan import plan
 from worker.services.runtime import Runtime
 from worker.services.send import send_one
@@ -18,13 +22,31 @@ SUMMARY_KEYS = (
     "cancelled",
     "retry",
     "unknown",
+    "replies_processed",
+    "expired",
+    "pages",
 )
 
 
 def tick(rt: Runtime, now: datetime) -> dict[str, int]:
-    """Plan, dispatch what is due at `now`, send it in this process, and summarise."""
+    """Plan, process stored replies, dispatch and send what is due at `now`, close expired
+    check-ins and re-page unacknowledged urgent follow-ups; summarise."""
     summary = dict.fromkeys(SUMMARY_KEYS, 0)
     summary["planned"] = plan(rt, now)
+
+    def count(outcomes: dict[str, int]) -> None:
+        for k, v in outcomes.items():
+            if k in summary:
+                summary[k] += v
+
+    for inbound_id in unprocessed(rt, now, timedelta(0)):
+        processed = process_inbound(rt, inbound_id, now)
+        summary["replies_processed"] += 1
+        count(send_now(rt, processed.send, now))
+    summary["expired"] = expire_checkins(rt, now)
+    pages = escalate(rt, now)
+    summary["pages"] = len(pages)
+    count(send_now(rt, pages, now))
     batch: list[int] = []
 
     def collect(ids: list[int], _queue: str) -> None:

@@ -87,6 +87,15 @@ def recent_responses(session: Session, patient_id: int, limit: int = 20) -> list
     return [response_dict(r) for r in rows]
 
 
+def all_responses(session: Session, patient_id: int) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Response)
+        .where(Response.patient_id == patient_id)
+        .order_by(Response.answered_at, Response.id)
+    )
+    return [response_dict(r) for r in rows]
+
+
 def followup_dict(f: FollowUp) -> dict[str, Any]:
     return {
         "id": f.id,

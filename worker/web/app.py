@@ -10,11 +10,18 @@ from sqlalchemy import text
 
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
+from worker.web.answers import answers_router
+from worker.web.api import api_router, install_error_handlers
+from worker.web.inbound_sink import InboundSink, default_sink
 from worker.web.metrics import render_metrics
+from worker.web.webhooks import webhook_router
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, runtime: Runtime | None = None, inbound_sink: InboundSink | None = None
+) -> FastAPI:
     rt = runtime or build_runtime(settings)
+    sink = inbound_sink or default_sink(settings, rt)
     app = FastAPI(
         title="checkin-worker",
         openapi_url="/api/openapi.json",
@@ -22,6 +29,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.runtime = rt
+    app.state.settings = settings
+    app.state.inbound_sink = sink
+    app.include_router(webhook_router(settings, rt, sink))
+    app.include_router(api_router())
+    app.include_router(answers_router(settings, rt))
+    install_error_handlers(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:

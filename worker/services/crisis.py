@@ -1,0 +1,134 @@
+"""The crisis path (CLINICAL.md): it overrides everything and waits for nothing.
+
+A crisis phrase or a positive PHQ-9 item 9 does all of: an immediate reply to the patient naming
+988, 911 and the clinic's phone; an urgent follow-up; a page to the on-call clinician by SMS and
+email carrying only a link (no identifiers, no content). Unacknowledged urgent follow-ups are
+re-paged every 15 minutes, up to 4 times.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.services.followups import raise_followup
+from worker.services.immediate import queue_now
+from worker.services.runtime import Runtime
+from worker.store.db import session_scope
+from worker.store.models import FollowUp, Patient
+
+log = logging.getLogger(__name__)
+
+REPAGE_EVERY = timedelta(minutes=15)
+MAX_REPAGES = 4
+
+
+def followup_link(rt: Runtime, followup_id: int) -> str:
+    return f"{rt.settings.public_url}/followups/{followup_id}"
+
+
+def start_crisis_path(
+    rt: Runtime,
+    session: Session,
+    *,
+    patient: Patient | None,
+    reason: str,
+    reply_to: str | None,
+    language: str,
+    detail: dict[str, Any],
+    dedupe: str,
+    now: datetime,
+) -> list[int]:
+    """Queue the crisis reply and the page, open (or add to) the urgent follow-up.
+    Returns message ids to send now."""
+    send: list[int] = []
+    if reply_to:
+        mid = queue_now(
+            session,
+            now=now,
+            dedupe_key=f"{dedupe}:crisis_reply",
+            template="crisis_reply",
+            kind="crisis",
+            channel="sms",
+            patient_id=patient.id if patient else None,
+            language=language,
+            to_address=reply_to,
+        )
+        if mid is not None:
+            send.append(mid)
+    item, created = raise_followup(
+        session,
+        patient_id=patient.id if patient else None,
+        reason=reason,
+        severity="urgent",
+        detail=detail,
+        now=now,
+    )
+    if created or item.status == "open":
+        send += page(rt, session, item, now)
+    log.warning("crisis path started: follow-up %d (%s)", item.id, reason)
+    return send
+
+
+def page(rt: Runtime, session: Session, item: FollowUp, now: datetime) -> list[int]:
+    """Page the on-call clinician about a follow-up (the n-th page has its own dedupe key)."""
+    n = item.page_count + 1
+    context = {"link": followup_link(rt, item.id)}
+    send: list[int] = []
+    s = rt.settings
+    if s.oncall_phone:
+        mid = queue_now(
+            session,
+            now=now,
+            dedupe_key=f"page:{item.id}:{n}:sms",
+            template="oncall_page",
+            kind="page",
+            channel="sms",
+            patient_id=None,
+            to_address=s.oncall_phone,
+            context=context,
+            followup_id=item.id,
+        )
+        send += [mid] if mid is not None else []
+    if s.oncall_email:
+        mid = queue_now(
+            session,
+            now=now,
+            dedupe_key=f"page:{item.id}:{n}:email",
+            template="oncall_page",
+            kind="page",
+            channel="email",
+            patient_id=None,
+            to_address=s.oncall_email,
+            context=context,
+            followup_id=item.id,
+        )
+        send += [mid] if mid is not None else []
+    if not (s.oncall_phone or s.oncall_email):
+        log.error("urgent follow-up %d: no CHECKIN_ONCALL_PHONE or _EMAIL to page", item.id)
+    item.page_count = n
+    item.last_paged_at = now
+    return send
+
+
+def escalate(rt: Runtime, now: datetime) -> list[int]:
+    """Re-page urgent follow-ups nobody has acknowledged. Returns message ids to send now."""
+    send: list[int] = []
+    with session_scope(rt.sessions) as session:
+        stmt = select(FollowUp).where(
+            FollowUp.severity == "urgent",
+            FollowUp.status == "open",
+            FollowUp.page_count <= MAX_REPAGES,
+            FollowUp.last_paged_at <= now - REPAGE_EVERY,
+        )
+        if rt.is_postgres:
+            stmt = stmt.with_for_update(skip_locked=True)
+        due = session.scalars(stmt).all()
+        for item in due:
+            send += page(rt, session, item, now)
+            log.warning("urgent follow-up %d re-paged (page %d)", item.id, item.page_count)
+    return send

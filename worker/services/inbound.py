@@ -1,0 +1,514 @@
+"""Inbound replies: stored before anything else, then processed once, in the order CLINICAL.md
+sets: crisis language → STOP/START/HELP → an appointment reply → an answer to the open check-in
+→ otherwise a follow-up for a human to read.
+
+`receive_sms` only stores (the webhook answers at once). `process_inbound` claims the row
+(processed_at set in the same transaction as every effect, so a crash leaves it unprocessed and
+the sweep tries again) and returns the ids of messages to send now; the caller sends them in
+its own process, so a crisis reply never waits for a dispatch cycle.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from worker.domain.instruments import Instrument, get_instrument
+from worker.domain.keywords import appointment_reply, classify_keyword, detect_crisis, is_yes
+from worker.domain.replies import parse_answer
+from worker.domain.rules import evaluate_answer
+from worker.services.answers import answers_so_far, raise_flags, raise_worsening
+from worker.services.crisis import start_crisis_path
+from worker.services.followups import raise_followup
+from worker.services.immediate import queue_now
+from worker.services.patients import grant_consent, has_consent, withdraw_consent
+from worker.services.runtime import Runtime
+from worker.store.db import session_scope
+from worker.store.models import Appointment, CheckIn, InboundMessage, Message, Patient, Response
+
+log = logging.getLogger(__name__)
+
+HELP_TO_UNKNOWN_EVERY = timedelta(days=1)
+APPOINTMENT_REPLY_WINDOW = timedelta(days=4)
+
+
+@dataclass
+class Outcome:
+    inbound_id: int
+    outcome: str = "none"
+    send: list[int] = field(default_factory=list)
+
+
+def receive_sms(
+    rt: Runtime,
+    *,
+    sid: str,
+    from_: str,
+    to: str | None,
+    body: str,
+    now: datetime,
+) -> tuple[int, bool]:
+    """Store an inbound SMS verbatim. Returns (row id, True if new). A repeated MessageSid
+    inserts nothing and returns the existing row (Twilio retries webhooks)."""
+    with session_scope(rt.sessions) as session:
+        insert = (
+            postgresql.insert(InboundMessage) if rt.is_postgres else sqlite.insert(InboundMessage)
+        )
+        stmt = insert.values(
+            provider_sid=sid,
+            channel="sms",
+            from_address=from_,
+            to_address=to,
+            body=body,
+            received_at=now,
+        ).on_conflict_do_nothing(index_elements=["provider_sid"])
+        new_id = session.execute(stmt.returning(InboundMessage.id)).scalar()
+        if new_id is not None:
+            return int(new_id), True
+        existing = session.scalar(
+            select(InboundMessage.id).where(InboundMessage.provider_sid == sid)
+        )
+        assert existing is not None
+        return int(existing), False
+
+
+def find_patient(session: Session, phone: str) -> Patient | None:
+    """The patient who texts from this number. When several share it (a family phone), the one
+    most recently messaged: their reply most likely answers that message."""
+    patients = list(
+        session.scalars(
+            select(Patient).where(Patient.phone == phone, Patient.archived_at.is_(None))
+        )
+    )
+    if len(patients) <= 1:
+        return patients[0] if patients else None
+    latest = session.execute(
+        select(Message.patient_id)
+        .where(Message.patient_id.in_([p.id for p in patients]), Message.sent_at.is_not(None))
+        .order_by(Message.sent_at.desc())
+        .limit(1)
+    ).scalar()
+    return next((p for p in patients if p.id == latest), patients[0])
+
+
+def process_inbound(rt: Runtime, inbound_id: int, now: datetime) -> Outcome:
+    """Process one stored reply exactly once. Returns what happened and the messages to send."""
+    result = Outcome(inbound_id)
+    with session_scope(rt.sessions) as session:
+        claimed = session.execute(
+            update(InboundMessage)
+            .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
+            .values(processed_at=now)
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            result.outcome = "already_processed"
+            return result
+        inbound = session.get(InboundMessage, inbound_id)
+        assert inbound is not None
+        patient = find_patient(session, inbound.from_address)
+        if patient is not None:
+            inbound.patient_id = patient.id
+        _Processor(rt, session, inbound, patient, now, result).run()
+        inbound.outcome = result.outcome[:60]
+    log.info("inbound %d processed: %s", inbound_id, result.outcome)
+    return result
+
+
+class _Processor:
+    def __init__(
+        self,
+        rt: Runtime,
+        session: Session,
+        inbound: InboundMessage,
+        patient: Patient | None,
+        now: datetime,
+        result: Outcome,
+    ) -> None:
+        self.rt, self.session, self.inbound, self.patient = rt, session, inbound, patient
+        self.now, self.result = now, result
+        self.lang = patient.language if patient is not None else "en"
+        self.crisis = False
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def reply(self, template: str, purpose: str, context: dict[str, Any] | None = None) -> None:
+        """A reply by SMS to whoever wrote, exempt from quiet hours (they just wrote to us)."""
+        mid = queue_now(
+            self.session,
+            now=self.now,
+            dedupe_key=f"in:{self.inbound.id}:{purpose}",
+            template=template,
+            kind="reply",
+            channel="sms",
+            patient_id=self.patient.id if self.patient else None,
+            language=self.lang,
+            to_address=self.inbound.from_address,
+            context=context,
+        )
+        if mid is not None:
+            self.result.send.append(mid)
+
+    def followup(self, reason: str, severity: str, **detail: Any) -> int:
+        item, _ = raise_followup(
+            self.session,
+            patient_id=self.patient.id if self.patient else None,
+            reason=reason,
+            severity=severity,
+            detail={"inbound_id": self.inbound.id, **detail},
+            now=self.now,
+        )
+        return item.id
+
+    def done(self, outcome: str) -> None:
+        self.result.outcome = outcome if not self.crisis else f"crisis+{outcome}"
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        body = self.inbound.body or ""
+        phrase = detect_crisis(body)
+        if phrase is not None:
+            self.crisis = True
+            self.result.send += start_crisis_path(
+                self.rt,
+                self.session,
+                patient=self.patient,
+                reason="crisis_language",
+                reply_to=self.inbound.from_address,
+                language=self.lang,
+                detail={"inbound_id": self.inbound.id, "matched": phrase},
+                dedupe=f"in:{self.inbound.id}",
+                now=self.now,
+            )
+        if self.patient is None:
+            self.unknown_sender()
+            return
+        keyword = classify_keyword(body)
+        opted_out = not has_consent(self.session, self.patient.id, "sms")
+        if keyword == "opt_in" or (keyword is None and opted_out and is_yes(body)):
+            self.opt_in(opted_out)
+            return
+        if keyword == "opt_out":
+            self.opt_out(body)
+            return
+        if keyword == "help":
+            self.reply("help", "help")
+            self.done("help")
+            return
+        if self.appointment(body):
+            return
+        if self.answer(body):
+            return
+        if self.crisis:
+            # The urgent follow-up already puts this text in front of a clinician.
+            self.done("free_text")
+            return
+        self.followup("unparseable_reply", "routine", text_kept_in_inbound=True)
+        self.done("unparseable")
+
+    def unknown_sender(self) -> None:
+        # Nothing is attached to any patient; the HELP text at most once a day per number.
+        if self.crisis:
+            self.done("unknown_sender")
+            return
+        since = self.now - HELP_TO_UNKNOWN_EVERY
+        recent = self.session.scalar(
+            select(Message.id).where(
+                Message.to_address == self.inbound.from_address,
+                Message.template == "help",
+                Message.patient_id.is_(None),
+                Message.created_at >= since,
+            )
+        )
+        if recent is None:
+            self.reply("help", "help")
+        self.done("unknown_sender")
+
+    def opt_out(self, body: str) -> None:
+        assert self.patient is not None
+        if has_consent(self.session, self.patient.id, "sms"):
+            withdraw_consent(
+                self.session,
+                self.patient.id,
+                "sms",
+                now=self.now,
+                source=f"SMS keyword (inbound {self.inbound.id})",
+                actor="patient",
+            )
+            # Exactly one confirmation: only when this message changed the consent.
+            self.reply("stop_confirmation", "stop")
+            cancel = body.strip(" .!?\t\r\n").lower() == "cancel"
+            self.followup(
+                "opt_out",
+                "routine",
+                channel="sms",
+                check_intent=cancel,
+                note=(
+                    "Patient replied CANCEL: check whether they meant an appointment."
+                    if cancel
+                    else "Patient opted out of SMS: reach them another way if needed."
+                ),
+            )
+        self.done("opt_out")
+
+    def opt_in(self, was_opted_out: bool) -> None:
+        assert self.patient is not None
+        if was_opted_out and self.patient.phone:
+            grant_consent(
+                self.session,
+                self.patient.id,
+                "sms",
+                now=self.now,
+                source=f"SMS keyword (inbound {self.inbound.id})",
+                actor="patient",
+            )
+        self.reply("start_confirmation", "start")
+        self.done("opt_in")
+
+    def appointment(self, body: str) -> bool:
+        assert self.patient is not None
+        verdict = appointment_reply(body)
+        if verdict is None:
+            return False
+        # The next booked appointment that we have reminded the patient of recently.
+        reminded = self.session.scalar(
+            select(Appointment)
+            .join(Message, Message.appointment_id == Appointment.id)
+            .where(
+                Appointment.patient_id == self.patient.id,
+                Appointment.status == "booked",
+                Appointment.starts_at > self.now,
+                Message.kind == "reminder",
+                Message.status.in_(("sent", "delivered")),
+                Message.sent_at >= self.now - APPOINTMENT_REPLY_WINDOW,
+            )
+            .order_by(Appointment.starts_at)
+            .limit(1)
+        )
+        if reminded is None:
+            return False
+        detail = {"appointment_id": reminded.id, "starts_at": reminded.starts_at.isoformat()}
+        if verdict == "confirm":
+            if reminded.confirmed_at is None:
+                reminded.confirmed_at = self.now
+                reminded.updated_at = self.now
+        elif verdict == "reschedule":
+            self.followup("reschedule_request", "routine", **detail)
+        else:
+            self.followup("cancel_request", "routine", **detail)
+        self.reply("ack", "ack")
+        self.done(f"appointment_{verdict}")
+        return True
+
+    # -- check-in answers ------------------------------------------------------------------
+
+    def open_checkin(self) -> tuple[CheckIn | None, bool]:
+        """The check-in this reply answers, and whether it is late (after its window)."""
+        assert self.patient is not None
+        latest = self.session.scalar(
+            select(CheckIn)
+            .where(CheckIn.patient_id == self.patient.id)
+            .order_by(CheckIn.sent_at.desc(), CheckIn.id.desc())
+            .limit(1)
+        )
+        if latest is None or latest.status == "answered":
+            return None, False
+        late = latest.window_closes_at <= self.now or latest.status in ("expired",)
+        return latest, late
+
+    def answer(self, body: str) -> bool:
+        assert self.patient is not None
+        checkin, late = self.open_checkin()
+        if checkin is None:
+            return False
+        instrument = get_instrument(checkin.instrument, self.lang)
+        if instrument.conversational:
+            index = min(checkin.item_index, len(instrument.items) - 1)
+            items = [instrument.items[index]]
+        else:
+            items = list(instrument.items)
+        parsed = parse_answer(
+            body,
+            [it.key for it in items],
+            min(it.minimum for it in items),
+            max(it.maximum for it in items),
+            answer_labels=instrument.answer_labels,
+        )
+        if parsed.problem is not None or not parsed.values:
+            if not checkin.clarified and not late:
+                checkin.clarified = True
+                self.reply(
+                    "clarify",
+                    "clarify",
+                    {
+                        "low": items[0].minimum,
+                        "high": items[0].maximum,
+                        "numbers": len(items),
+                    },
+                )
+                self.done(f"clarify_{parsed.problem or 'no_numbers'}")
+                return True
+            self.followup(
+                "unparseable_reply",
+                "routine",
+                checkin_id=checkin.id,
+                problem=parsed.problem or "no_numbers",
+            )
+            self.done("unparseable_after_clarification")
+            return True
+        self.store(checkin, instrument, parsed.values, partial=not parsed.complete, late=late)
+        return True
+
+    def store(
+        self,
+        checkin: CheckIn,
+        instrument: Instrument,
+        values: dict[str, int],
+        *,
+        partial: bool,
+        late: bool,
+    ) -> None:
+        for key, value in values.items():
+            self.session.add(
+                Response(
+                    checkin_id=checkin.id,
+                    patient_id=checkin.patient_id,
+                    instrument=checkin.instrument,
+                    item=key,
+                    value=value,
+                    answered_at=self.now,
+                    partial=partial,
+                    late=late,
+                    source="sms",
+                    inbound_id=self.inbound.id,
+                )
+            )
+        self.session.flush()
+        answers = self.answers_so_far(checkin)
+        flags = evaluate_answer(checkin.instrument, answers)
+        if instrument.conversational:
+            self.advance(checkin, instrument, answers, flags)
+            return
+        # "mood 4" then "pain 7": the second message completes the first.
+        partial = not all(it.key in answers for it in instrument.items)
+        if not partial:
+            self.session.execute(
+                update(Response).where(Response.checkin_id == checkin.id).values(partial=False)
+            )
+        checkin.status = "partial" if partial else "answered"
+        checkin.answered_at = self.now
+        self.apply_flags(checkin, flags, answers)
+        self.worsening(checkin, answers)
+        self.reply("ack", "ack")
+        self.done("answer_late" if late else ("answer_partial" if partial else "answer"))
+
+    def answers_so_far(self, checkin: CheckIn) -> dict[str, int]:
+        return answers_so_far(self.session, checkin.id)
+
+    def advance(
+        self,
+        checkin: CheckIn,
+        instrument: Instrument,
+        answers: dict[str, int],
+        flags: list[Any],
+    ) -> None:
+        """One questionnaire item answered: a positive PHQ-9 item 9 stops it and starts the
+        crisis path; otherwise the next item is sent, or the questionnaire is complete."""
+        item9 = [f for f in flags if f.reason == "phq9_item9"]
+        if item9:
+            checkin.status = "partial"
+            checkin.answered_at = self.now
+            self.mark_partial(checkin)
+            if not self.crisis:
+                self.crisis = True
+                self.result.send += start_crisis_path(
+                    self.rt,
+                    self.session,
+                    patient=self.patient,
+                    reason="phq9_item9",
+                    reply_to=self.inbound.from_address,
+                    language=self.lang,
+                    detail={
+                        "inbound_id": self.inbound.id,
+                        "checkin_id": checkin.id,
+                        **item9[0].detail,
+                    },
+                    dedupe=f"in:{self.inbound.id}",
+                    now=self.now,
+                )
+            else:
+                self.followup("phq9_item9", "urgent", checkin_id=checkin.id, **item9[0].detail)
+            self.done("questionnaire_stopped_item9")
+            return
+        next_index = max(checkin.item_index, 0) + 1
+        keys = [it.key for it in instrument.items]
+        answered = [k for k in keys if k in answers]
+        if next_index < len(keys) and len(answered) < len(keys):
+            checkin.item_index = next_index
+            checkin.window_closes_at = max(
+                checkin.window_closes_at,
+                self.now + timedelta(hours=self.rt.settings.checkin_reply_window_hours),
+            )
+            assert self.patient is not None
+            mid = queue_now(
+                self.session,
+                now=self.now,
+                dedupe_key=f"ci:{checkin.id}:item:{next_index}",
+                template="checkin_item",
+                kind="checkin",
+                channel=checkin.channel,
+                patient_id=self.patient.id,
+                language=self.lang,
+                instrument=checkin.instrument,
+                checkin_id=checkin.id,
+                context={"instrument": checkin.instrument, "item_index": next_index},
+            )
+            if mid is not None:
+                self.result.send.append(mid)
+            self.done("questionnaire_next_item")
+            return
+        checkin.status = "answered"
+        checkin.answered_at = self.now
+        self.apply_flags(checkin, flags, answers)
+        self.worsening(checkin, answers)
+        self.reply("ack", "ack")
+        self.done("questionnaire_complete")
+
+    def mark_partial(self, checkin: CheckIn) -> None:
+        self.session.execute(
+            update(Response).where(Response.checkin_id == checkin.id).values(partial=True)
+        )
+
+    def apply_flags(self, checkin: CheckIn, flags: list[Any], answers: dict[str, int]) -> None:
+        assert self.patient is not None
+        raise_flags(
+            self.session, self.patient, checkin, flags, self.now, {"inbound_id": self.inbound.id}
+        )
+
+    def worsening(self, checkin: CheckIn, answers: dict[str, int]) -> None:
+        assert self.patient is not None
+        raise_worsening(
+            self.session, self.patient, checkin, answers, self.now, {"inbound_id": self.inbound.id}
+        )
+
+
+def unprocessed(rt: Runtime, now: datetime, older_than: timedelta, limit: int = 100) -> list[int]:
+    """Stored replies nobody processed (the broker was down, a worker died): the sweep's work."""
+    with session_scope(rt.sessions) as session:
+        return list(
+            session.scalars(
+                select(InboundMessage.id)
+                .where(
+                    InboundMessage.processed_at.is_(None),
+                    InboundMessage.received_at <= now - older_than,
+                )
+                .order_by(InboundMessage.received_at)
+                .limit(limit)
+            )
+        )

@@ -1,0 +1,75 @@
+"""Where the webhook hands a stored reply for processing.
+
+With a broker: a `checkin.inbound` task on the urgent queue. Without one (`checkin web` alone, or
+tests): a small thread pool in the web process runs the very same service functions. Either way
+the reply is already a row, so if the hand-off fails the dispatcher's sweep processes it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Protocol
+
+from worker.config import Settings
+from worker.services.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class InboundSink(Protocol):
+    def submit(self, inbound_id: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CelerySink:
+    def __init__(self, settings: Settings) -> None:
+        from worker.celery_app import create_celery
+
+        self.app = create_celery(settings)
+
+    def submit(self, inbound_id: int) -> None:
+        try:
+            self.app.send_task(
+                "checkin.inbound", args=[inbound_id], queue="urgent", routing_key="urgent"
+            )
+        except Exception:
+            log.exception(
+                "inbound %d: broker hand-off failed; the sweep will process it", inbound_id
+            )
+
+    def close(self) -> None:
+        self.app.close()
+
+
+class LocalSink:
+    def __init__(self, rt: Runtime, workers: int = 4) -> None:
+        self.rt = rt
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="inbound")
+
+    def submit(self, inbound_id: int) -> None:
+        self.pool.submit(self._process, inbound_id)
+
+    def _process(self, inbound_id: int) -> None:
+        from worker.services.immediate import send_now
+        from worker.services.inbound import process_inbound
+
+        try:
+            result = process_inbound(self.rt, inbound_id, datetime.now(UTC))
+            send_now(self.rt, result.send, datetime.now(UTC))
+        except Exception:
+            log.exception("inbound %d: processing failed; the sweep will retry", inbound_id)
+
+    def drain(self) -> None:
+        """Wait for everything submitted so far (tests, shutdown)."""
+        self.pool.shutdown(wait=True)
+        self.pool = ThreadPoolExecutor(4, thread_name_prefix="inbound")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+def default_sink(settings: Settings, rt: Runtime) -> InboundSink:
+    return CelerySink(settings) if settings.broker_url else LocalSink(rt)
