@@ -34,6 +34,8 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
+        # The console channel writes to stdout on purpose; do not turn that into log lines.
+        worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
@@ -74,4 +76,12 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
 
 
 def send_task_options(settings: Settings, queue: str) -> dict[str, Any]:
-    return {"queue": queue, "routing_key": queue, "expires": settings.send_task_expires_seconds}
+    # argsrepr hides the ids from Celery events (and so from Flower); they name no patient, but
+    # the fewer places that list them, the better.
+    return {
+        "queue": queue,
+        "routing_key": queue,
+        "expires": settings.send_task_expires_seconds,
+        "argsrepr": "(…)",
+        "kwargsrepr": "{}",
+    }

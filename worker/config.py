@@ -47,12 +47,23 @@ def parse_window(value: str) -> tuple[time, time]:
     return start, end
 
 
+def _check_port(url: str) -> None:
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        raise ValueError("the port must be a number from 1 to 65535") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("the port must be a number from 1 to 65535")
+
+
 class Settings(BaseSettings):
     """All configuration. Field names map to CHECKIN_* variables unless an alias says otherwise."""
 
     model_config = SettingsConfigDict(
         env_prefix="CHECKIN_",
         env_file=".env",
+        # An empty variable means unset: CHECKIN_API_TOKEN= must not become an empty token.
+        env_ignore_empty=True,
         extra="ignore",
         populate_by_name=True,
     )
@@ -129,6 +140,8 @@ class Settings(BaseSettings):
         scheme = v.split("://", 1)[0] if "://" in v else ""
         if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
             raise ValueError("expected a sqlite:/// or postgresql+psycopg:// URL")
+        if scheme.startswith("postgresql"):
+            _check_port(v)
         return v
 
     @field_validator("broker_url")
@@ -141,6 +154,7 @@ class Settings(BaseSettings):
             parts.hostname or parts.path
         ):
             raise ValueError("expected a redis:// URL")
+        _check_port(v)
         return v
 
     @field_validator("public_url", "twilio_api_url")
@@ -190,6 +204,8 @@ def _variable_name(loc: tuple[int | str, ...]) -> str:
     if not loc:
         return "configuration"
     field = str(loc[0])
+    if field in _ALIASES.values():  # pydantic reports the alias it read the value from
+        return field
     return _ALIASES.get(field, f"CHECKIN_{field.upper()}")
 
 

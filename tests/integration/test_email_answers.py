@@ -114,7 +114,7 @@ def test_an_altered_or_expired_link_records_nothing(clinic: Clinic) -> None:
     assert httpx.post(forged).status_code == 410
     from worker.services.links import make_token
 
-    old = make_token(clinic.settings, 1, "mood", 3, datetime.now(UTC) - timedelta(minutes=1))
+    old = make_token(clinic.rt.link_key, 1, "mood", 3, datetime.now(UTC) - timedelta(minutes=1))
     assert httpx.post(f"{clinic.base_url}/r/{old}").status_code == 410
     assert clinic.cli.json("responses", "list", "--patient", str(pid)) == []
 
@@ -134,7 +134,7 @@ def test_a_positive_item9_by_email_shows_crisis_numbers_and_pages(clinic: Clinic
 def _item_value(clinic: Clinic, link: str) -> tuple[str, int]:
     from worker.services.links import read_token
 
-    parsed = read_token(clinic.settings, link.rsplit("/r/", 1)[1], datetime.now(UTC))
+    parsed = read_token(clinic.rt.link_key, link.rsplit("/r/", 1)[1], datetime.now(UTC))
     assert parsed is not None
     return parsed[1], parsed[2]
 

@@ -136,7 +136,11 @@ def test_stop_sends_one_confirmation_and_nothing_else_ever_after(clinic: Clinic)
     sent = clinic.sms_to(PHONE)
     assert len(sent) == 1 and "no more text messages" in sent[0] and "START" in sent[0]
     assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["opt_out"]
-    rows = [m for m in clinic.cli.json("messages", "list", "--patient", str(pid)) if m["kind"] == "checkin"]
+    rows = [
+        m
+        for m in clinic.cli.json("messages", "list", "--patient", str(pid))
+        if m["kind"] == "checkin"
+    ]
     last_tick = (nine + timedelta(days=2)).astimezone(UTC)
     came_due = [m for m in rows if datetime.fromisoformat(m["due_at"]) <= last_tick]
     assert len(came_due) == 3 and {m["status"] for m in came_due} == {"suppressed"}

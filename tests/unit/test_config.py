@@ -210,31 +210,16 @@ BAD_VALUES = [
         {"TWILIO_API_URL": "localhost:8080"},
         "TWILIO_API_URL",
         id="twilio-api-url",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG worker/config.py _variable_name: an error read from the TWILIO_API_URL "
-            "variable is reported as CHECKIN_TWILIO_API_URL (the loc is the alias)",
-        ),
     ),
     pytest.param(
         {"CHECKIN_DATABASE_URL": "postgresql+psycopg://checkin:pw@db:notaport/checkin"},
         "CHECKIN_DATABASE_URL",
         id="database-url-bad-port",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG worker/config.py _check_db accepts a non-numeric port; the CLI then "
-            "dies with a ValueError traceback in make_engine",
-        ),
     ),
     pytest.param(
         {"CHECKIN_BROKER_URL": "redis://127.0.0.1:99999/0"},
         "CHECKIN_BROKER_URL",
         id="broker-url-bad-port",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="BUG worker/config.py _check_broker accepts port 99999; `checkin run` then "
-            "starts, and its workers die with 'Port out of range' tracebacks",
-        ),
     ),
 ]
 

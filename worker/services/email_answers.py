@@ -41,7 +41,7 @@ def _label(instrument_name: str, language: str, item_key: str, value: int) -> st
 
 
 def view_link(rt: Runtime, token: str, now: datetime, *, record: bool) -> LinkView:
-    parsed = links.read_token(rt.settings, token, now)
+    parsed = links.read_token(rt.link_key, token, now)  # before any transaction (SQLite)
     if parsed is None:
         return LinkView("invalid")
     message_id, item_key, value = parsed

@@ -9,39 +9,62 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
 
 from worker.config import Settings
+from worker.store.db import session_scope
+from worker.store.models import AppSecret
 
 
-def signing_key(settings: Settings) -> bytes:
+def signing_key(settings: Settings, sessions: sessionmaker[Session]) -> bytes:
+    """CHECKIN_SECRET_KEY when set; otherwise a random key generated once per installation and
+    kept in the database, so every process signs and checks with the same key and nobody who
+    cannot read the database can forge a link."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
-    if settings.api_token is not None:
-        return hashlib.sha256(b"links:" + settings.api_token.get_secret_value().encode()).digest()
-    # Development fallback: stable for one database, useless to anyone who cannot read it.
-    return hashlib.sha256(b"links:" + settings.database_url.encode()).digest()
+    with session_scope(sessions) as session:
+        row = session.get(AppSecret, "link_key")
+        if row is not None:
+            return row.value.encode()
+    candidate = secrets.token_urlsafe(48)
+    with session_scope(sessions) as session:
+        stmt = (
+            postgresql.insert(AppSecret)
+            if session.get_bind().dialect.name == "postgresql"
+            else sqlite.insert(AppSecret)
+        )
+        session.execute(
+            stmt.values(
+                name="link_key", value=candidate, created_at=datetime.now(UTC)
+            ).on_conflict_do_nothing(index_elements=["name"])
+        )
+    with session_scope(sessions) as session:
+        row = session.get(AppSecret, "link_key")
+        assert row is not None
+        return row.value.encode()
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def make_token(
-    settings: Settings, message_id: int, item: str, value: int, expires: datetime
-) -> str:
+def make_token(key: bytes, message_id: int, item: str, value: int, expires: datetime) -> str:
     payload = f"{message_id}.{item}.{value}.{int(expires.timestamp())}"
-    mac = hmac.new(signing_key(settings), payload.encode(), hashlib.sha256).digest()[:16]
+    mac = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:16]
     return f"{_b64(payload.encode())}.{_b64(mac)}"
 
 
-def read_token(settings: Settings, token: str, now: datetime) -> tuple[int, str, int] | None:
+def read_token(key: bytes, token: str, now: datetime) -> tuple[int, str, int] | None:
     """(message_id, item, value) for a valid, unexpired token; None otherwise."""
     try:
         p64, m64 = token.split(".", 1)
         payload = base64.urlsafe_b64decode(p64 + "=" * (-len(p64) % 4))
         mac = base64.urlsafe_b64decode(m64 + "=" * (-len(m64) % 4))
-        expected = hmac.new(signing_key(settings), payload, hashlib.sha256).digest()[:16]
+        expected = hmac.new(key, payload, hashlib.sha256).digest()[:16]
         if not hmac.compare_digest(mac, expected):
             return None
         mid, item, value, exp = payload.decode().split(".")
@@ -53,6 +76,12 @@ def read_token(settings: Settings, token: str, now: datetime) -> tuple[int, str,
 
 
 def answer_url(
-    settings: Settings, message_id: int, item: str, value: int, now: datetime, valid: timedelta
+    settings: Settings,
+    key: bytes,
+    message_id: int,
+    item: str,
+    value: int,
+    now: datetime,
+    valid: timedelta,
 ) -> str:
-    return f"{settings.public_url}/r/{make_token(settings, message_id, item, value, now + valid)}"
+    return f"{settings.public_url}/r/{make_token(key, message_id, item, value, now + valid)}"

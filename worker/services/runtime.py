@@ -33,6 +33,12 @@ class Runtime:
         extra = Path(self.settings.protocols_dir) if self.settings.protocols_dir else None
         return load_protocols(extra)
 
+    @cached_property
+    def link_key(self) -> bytes:
+        from worker.services.links import signing_key
+
+        return signing_key(self.settings, self.sessions)
+
     @property
     def is_postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"

@@ -52,6 +52,9 @@ class Prepared:
 def send_one(rt: Runtime, message_id: int, now: datetime) -> str:
     """Send one queued message. Returns the outcome: sent, failed, suppressed, cancelled,
     deferred, retry, unknown, or skipped (the row was not `queued`: a duplicate task)."""
+    # Read (or create) the link key before our transaction: on SQLite a second transaction
+    # opened from inside this one would wait on our own lock.
+    key = rt.link_key
     with session_scope(rt.sessions) as session:
         claimed = session.execute(
             update(Message)
@@ -70,7 +73,7 @@ def send_one(rt: Runtime, message_id: int, now: datetime) -> str:
         verdict = _precheck(rt, session, msg, now)
         if verdict is not None:
             return verdict
-        prepared = _prepare(rt, session, msg, now)
+        prepared = _prepare(rt, session, msg, now, key)
     return _deliver(rt, prepared, now)
 
 
@@ -157,11 +160,11 @@ def _address(msg: Message, patient: Patient | None) -> str | None:
     return patient.phone if msg.channel == "sms" else patient.email
 
 
-def _prepare(rt: Runtime, session: Session, msg: Message, now: datetime) -> Prepared:
+def _prepare(rt: Runtime, session: Session, msg: Message, now: datetime, key: bytes) -> Prepared:
     patient = session.get(Patient, msg.patient_id) if msg.patient_id is not None else None
     to = _address(msg, patient)
     assert to is not None
-    context = _context(rt, session, msg, patient, now)
+    context = _context(rt, session, msg, patient, now, key)
     subject = html = None
     if msg.channel == "sms":
         body = rt.renderer.sms(msg.template, msg.language, context)
@@ -184,7 +187,7 @@ def _prepare(rt: Runtime, session: Session, msg: Message, now: datetime) -> Prep
 
 
 def _context(
-    rt: Runtime, session: Session, msg: Message, patient: Patient | None, now: datetime
+    rt: Runtime, session: Session, msg: Message, patient: Patient | None, now: datetime, key: bytes
 ) -> dict[str, Any]:
     s = rt.settings
     ctx: dict[str, Any] = {
@@ -221,7 +224,9 @@ def _context(
                     {
                         "value": v,
                         "label": label,
-                        "url": links.answer_url(s, msg.id, it.key, v, now, ANSWER_LINK_VALIDITY),
+                        "url": links.answer_url(
+                            s, rt.link_key, msg.id, it.key, v, now, ANSWER_LINK_VALIDITY
+                        ),
                     }
                     for v, label in answer_options(instrument, it)
                 ]

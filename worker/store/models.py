@@ -284,6 +284,17 @@ class FollowUp(Base):
     last_paged_at: Mapped[datetime | None]
 
 
+class AppSecret(Base):
+    """Secrets the installation generates for itself (e.g. the answer-link signing key), shared
+    by every process through the database."""
+
+    __tablename__ = "app_secrets"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
 class AuditEvent(Base):
     """Who did what, when: consent changes, schedule edits, acknowledgements, resolutions."""
 
@@ -301,6 +312,7 @@ class AuditEvent(Base):
 
 __all__ = [
     "MESSAGE_STATUSES",
+    "AppSecret",
     "Appointment",
     "AuditEvent",
     "Base",
