@@ -21,7 +21,7 @@ from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import InboundMessage
 from worker.web.app import create_app
-from worker.web.inbound_sink import LocalSink
+from worker.web.inbound_sink import CelerySink, InboundSink, LocalSink
 
 CLINIC_NUMBER = "+12125550000"
 ONCALL_PHONE = "+12125559911"
@@ -43,7 +43,7 @@ class Clinic:
     rt: Runtime
     emulator: TwilioEmulator
     smtp: Any
-    sink: LocalSink
+    sink: InboundSink
     server: uvicorn.Server
     thread: threading.Thread
     base_url: str
@@ -75,7 +75,7 @@ class Clinic:
         response = self.emulator.send_inbound(
             f"{self.base_url}/webhooks/twilio/sms", sender, body, to=CLINIC_NUMBER, message_sid=sid
         )
-        if wait:
+        if wait and isinstance(self.sink, LocalSink):
             self.sink.drain()
         return response
 
@@ -96,7 +96,12 @@ class Clinic:
         self.rt.close()
 
 
-def open_clinic(db_url: str, emulator: TwilioEmulator, smtp: Any, **overrides: Any) -> Clinic:
+def open_clinic(
+    db_url: str, emulator: TwilioEmulator, smtp: Any, *, celery: bool = False, **overrides: Any
+) -> Clinic:
+    """With celery=True replies go to the `checkin.inbound` task on the broker in
+    CHECKIN_BROKER_URL (pass it in overrides), as in production; otherwise the web process
+    handles them in its own thread pool."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {
@@ -120,7 +125,7 @@ def open_clinic(db_url: str, emulator: TwilioEmulator, smtp: Any, **overrides: A
     }
     settings = Settings(_env_file=None, **{_field(k): v for k, v in env.items()})  # type: ignore[arg-type]
     rt = build_runtime(settings, channels=build_channels(settings))
-    sink = LocalSink(rt)
+    sink: InboundSink = CelerySink(settings) if celery else LocalSink(rt)
     app = create_app(settings, rt, inbound_sink=sink)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

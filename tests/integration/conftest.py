@@ -118,3 +118,7 @@ def smtp_server_factory() -> Iterator[SmtpFactory]:
 def smtp_server(smtp_server_factory: SmtpFactory) -> SmtpServer:
     """An aiosmtpd server on loopback whose handler collects what it receives."""
     return smtp_server_factory()
+
+
+# Real child processes (beat, workers) for the end-to-end tests.
+from tests.integration.procs import procs  # noqa: E402, F401

@@ -4,29 +4,21 @@ again ends with every message sent exactly once, counted at the emulator."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 from sqlalchemy import func, select
 
 from tests.conftest import make_settings
+from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_for
 from worker.channels import Channels
 from worker.emulator import TwilioEmulator
-from worker.services.patients import add_patient
-from worker.services.plan import plan
 from worker.services.runtime import build_runtime
-from worker.services.schedules import add_schedule
 from worker.store.db import session_scope
 from worker.store.models import Message
 
@@ -36,121 +28,21 @@ N = 1000
 FROM = "+12125550000"
 
 
-class Procs:
-    """Child processes of one test; every one is killed at the end, whatever happened."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env, self.cwd = env, cwd
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, log: str) -> subprocess.Popen[bytes]:
-        out = (self.cwd / log).open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", *args],
-            env=self.env,
-            cwd=self.cwd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.running.append(proc)
-        return proc
-
-    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        proc.wait(30)
-
-    def close(self) -> None:
-        for proc in self.running:
-            if proc.poll() is None:
-                self.kill(proc)
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    p = Procs({}, tmp_path)
-    yield p
-    p.close()
-
-
-def seed_due(url: str, now: datetime) -> None:
-    """N patients, each with a check-in whose occurrence was two minutes ago: N due rows."""
-    from worker.channels.console import ConsoleEmail, ConsoleSms
-
-    rt = build_runtime(make_settings(url), channels=Channels(ConsoleSms(), ConsoleEmail()))
-    tz = "America/New_York"
-    local = (now - timedelta(minutes=2)).astimezone(ZoneInfo(tz))
-    with session_scope(rt.sessions) as session:
-        for i in range(N):
-            p = add_patient(
-                session,
-                now=now - timedelta(hours=1),
-                name=f"P{i}",
-                tz=tz,
-                channel="sms",
-                phone=f"+1212555{i:04d}",
-                consent=["sms"],
-                send_window="00:00-24:00",
-            )
-            add_schedule(
-                session,
-                p.id,
-                now=now - timedelta(hours=1),
-                instrument="mood",
-                rrule=f"FREQ=DAILY;BYHOUR={local.hour};BYMINUTE={local.minute}",
-                start=date(2020, 1, 1),
-                until=local.date(),
-            )
-    assert plan(rt, now) == N
-    rt.close()
-
-
-def statuses(url: str) -> Counter[str]:
-    from worker.channels.console import ConsoleEmail, ConsoleSms
-
-    rt = build_runtime(make_settings(url), channels=Channels(ConsoleSms(), ConsoleEmail()))
-    with session_scope(rt.sessions) as session:
-        rows = session.execute(select(Message.status, func.count()).group_by(Message.status)).all()
-    rt.close()
-    return Counter({s: n for s, n in rows})
-
-
-def wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     db_url: str, redis_url: str, procs: Procs, tmp_path: Path
 ) -> None:
     redis.Redis.from_url(redis_url).flushdb()
     now = datetime.now(UTC)
-    seed_due(db_url, now)
+    seed_due(db_url, now, N)
     with TwilioEmulator() as emulator:
         # Slow enough that the kill lands in the middle of the batch.
         emulator.configure(latency_ms=60)
         procs.env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(tmp_path),
-            "CHECKIN_DATABASE_URL": db_url,
-            "CHECKIN_BROKER_URL": redis_url,
-            "CHECKIN_SMS_BACKEND": "twilio",
-            "TWILIO_ACCOUNT_SID": emulator.account_sid,
-            "TWILIO_AUTH_TOKEN": emulator.auth_token,
-            "TWILIO_FROM_NUMBER": FROM,
-            "TWILIO_API_URL": emulator.base_url,
-            "CHECKIN_TWILIO_TIMEOUT_SECONDS": "2",
-            "CHECKIN_TICK_SECONDS": "1",
+            **base_env(tmp_path, db_url, redis_url, emulator),
             "CHECKIN_SEND_CONCURRENCY": "8",
             "CHECKIN_REQUEUE_AFTER_SECONDS": "15",
             "CHECKIN_SENDING_STALE_SECONDS": "8",
             "CHECKIN_BROKER_VISIBILITY_TIMEOUT": "30",
-            "CHECKIN_CLINIC_NAME": "Riverside Pain & Wellness",
         }
         beat = procs.start("beat", "--schedule-file", str(tmp_path / "beat"), log="beat.log")
         worker = procs.start("worker", "-Q", "urgent,bulk", "-c", "4", "--name", "w1", log="w1.log")
