@@ -8,7 +8,7 @@ on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -45,9 +45,10 @@ def patient_view(patient: Patient, default_window: str) -> PatientView:
 
 
 def insert_specs(
-    session: Session, patient_id: int | None, specs: Sequence[MessageSpec], now: datetime
+    session: Session, specs: Sequence[tuple[int | None, MessageSpec]], now: datetime
 ) -> int:
-    """Insert message rows for specs, skipping any whose dedupe key exists. Returns rows added."""
+    """Insert a message row per (patient id, spec), skipping any whose dedupe key exists.
+    Returns the rows added."""
     if not specs:
         return 0
     rows: list[dict[str, Any]] = [
@@ -73,7 +74,7 @@ def insert_specs(
             "created_at": now,
             "updated_at": now,
         }
-        for s in specs
+        for patient_id, s in specs
     ]
     stmt = _insert_ignore(session)
     result = session.execute(stmt.returning(Message.id), rows)
@@ -109,85 +110,80 @@ def _mark_planned(
     session.connection().execute(stmt, [{"b_id": i, "b_upd": u} for i, u in seen])
 
 
-def _plan_schedules(rt: Runtime, now: datetime, horizon: datetime) -> int:
-    max_late = timedelta(minutes=rt.settings.checkin_max_late_minutes)
+def _plan_batches(
+    rt: Runtime,
+    now: datetime,
+    horizon: datetime,
+    model: type[Schedule] | type[Appointment],
+    conditions: list[Any],
+    specs_for: Callable[[Any, PatientView], list[MessageSpec]],
+) -> int:
+    """Walk the rows of `model` that need topping up, BATCH at a time, and insert every spec of
+    a batch in one statement."""
     added = 0
     last_id = 0
     while True:
         with session_scope(rt.sessions) as session:
-            batch = session.execute(
-                select(Schedule, Patient)
-                .join(Patient, Patient.id == Schedule.patient_id)
+            batch: Sequence[Any] = session.execute(
+                select(model, Patient)
+                .join(Patient, Patient.id == model.patient_id)
                 .where(
-                    Schedule.id > last_id,
-                    Schedule.status == "active",
+                    model.id > last_id,
                     Patient.archived_at.is_(None),
                     or_(
-                        Schedule.planned_until.is_(None),
-                        Schedule.planned_until < horizon - REFILL_MARGIN,
+                        model.planned_until.is_(None), model.planned_until < horizon - REFILL_MARGIN
                     ),
+                    *conditions,
                 )
-                .order_by(Schedule.id)
+                .order_by(model.id)
                 .limit(BATCH)
             ).all()
             if not batch:
                 return added
-            for schedule, patient in batch:
-                after = schedule.planned_until or schedule.created_at
-                specs = checkin_specs(
-                    patient_view(patient, rt.settings.send_window),
-                    ScheduleView(
-                        schedule.id,
-                        schedule.instrument,
-                        schedule.rrule,
-                        schedule.start_date,
-                        schedule.until_date,
-                    ),
-                    after=after,
-                    before=horizon,
-                    max_late=max_late,
-                )
-                added += insert_specs(session, patient.id, specs, now)
-            _mark_planned(session, Schedule, [(s.id, s.updated_at) for s, _ in batch], horizon)
+            rows = [
+                (patient.id, spec)
+                for row, patient in batch
+                for spec in specs_for(row, patient_view(patient, rt.settings.send_window))
+            ]
+            added += insert_specs(session, rows, now)
+            _mark_planned(session, model, [(r.id, r.updated_at) for r, _ in batch], horizon)
             last_id = batch[-1][0].id
+
+
+def _plan_schedules(rt: Runtime, now: datetime, horizon: datetime) -> int:
+    max_late = timedelta(minutes=rt.settings.checkin_max_late_minutes)
+
+    def specs_for(schedule: Schedule, patient: PatientView) -> list[MessageSpec]:
+        return checkin_specs(
+            patient,
+            ScheduleView(
+                schedule.id,
+                schedule.instrument,
+                schedule.rrule,
+                schedule.start_date,
+                schedule.until_date,
+            ),
+            after=schedule.planned_until or schedule.created_at,
+            before=horizon,
+            max_late=max_late,
+        )
+
+    return _plan_batches(rt, now, horizon, Schedule, [Schedule.status == "active"], specs_for)
 
 
 def _plan_appointments(rt: Runtime, now: datetime, horizon: datetime) -> int:
-    added = 0
-    last_id = 0
-    while True:
-        with session_scope(rt.sessions) as session:
-            batch = session.execute(
-                select(Appointment, Patient)
-                .join(Patient, Patient.id == Appointment.patient_id)
-                .where(
-                    Appointment.id > last_id,
-                    Appointment.status == "booked",
-                    Appointment.starts_at > now,
-                    Patient.archived_at.is_(None),
-                    or_(
-                        Appointment.planned_until.is_(None),
-                        Appointment.planned_until < horizon - REFILL_MARGIN,
-                    ),
-                )
-                .order_by(Appointment.id)
-                .limit(BATCH)
-            ).all()
-            if not batch:
-                return added
-            for appt, patient in batch:
-                # Reminders that fell due before the booking (or the last reschedule) are not
-                # sent late: the patient has just heard from the clinic.
-                after = appt.planned_until or appt.updated_at
-                specs = reminder_specs(
-                    patient_view(patient, rt.settings.send_window),
-                    AppointmentView(
-                        appt.id, appt.kind, appt.starts_at, appt.version, appt.location
-                    ),
-                    after=after,
-                    before=horizon,
-                    max_late=timedelta(minutes=rt.settings.checkin_max_late_minutes),
-                )
-                added += insert_specs(session, patient.id, specs, now)
-            _mark_planned(session, Appointment, [(a.id, a.updated_at) for a, _ in batch], horizon)
-            last_id = batch[-1][0].id
+    max_late = timedelta(minutes=rt.settings.checkin_max_late_minutes)
+
+    def specs_for(appt: Appointment, patient: PatientView) -> list[MessageSpec]:
+        # Reminders that fell due before the booking (or the last reschedule) are not sent
+        # late: the patient has just heard from the clinic.
+        return reminder_specs(
+            patient,
+            AppointmentView(appt.id, appt.kind, appt.starts_at, appt.version, appt.location),
+            after=appt.planned_until or appt.updated_at,
+            before=horizon,
+            max_late=max_late,
+        )
+
+    conditions = [Appointment.status == "booked", Appointment.starts_at > now]
+    return _plan_batches(rt, now, horizon, Appointment, conditions, specs_for)
