@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install demo clean
+.PHONY: run test lint typecheck check install demo clean bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,17 @@ demo: $(STAMP)
 	$(BIN)/checkin demo
 
 test: $(STAMP)
-	$(BIN)/ruff check worker tests
+	$(BIN)/ruff check worker tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests
-	$(BIN)/ruff format --check worker tests
+	$(BIN)/ruff check worker tests bench
+	$(BIN)/ruff format --check worker tests bench
+
+# Benchmarks (bench/): minutes, not seconds; writes bench/REPORT.md. BENCH_ARGS=--quick for a check.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

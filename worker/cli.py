@@ -17,6 +17,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from worker.cli_export import export_cmd
+from worker.cli_ops import app as ops_app
+from worker.cli_users import app as users_app
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
@@ -47,6 +51,9 @@ app.add_typer(protocols_app, name="protocols")
 app.add_typer(messages_app, name="messages")
 app.add_typer(followups_app, name="followups")
 app.add_typer(responses_app, name="responses")
+app.add_typer(users_app, name="users")
+app.add_typer(ops_app, name="ops")
+app.command("export")(export_cmd)
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 NowOpt = typer.Option(None, "--now", help="Act as if it were this moment (ISO 8601 with offset).")
@@ -685,9 +692,15 @@ def web_cmd(
     """Run the web app (webhooks, API, health, metrics)."""
     import uvicorn
 
+    from worker.logging_setup import configure_logging
     from worker.web.app import create_app
 
-    uvicorn.run(create_app(settings()), host=host, port=port, log_level="info", access_log=False)
+    s = settings()
+    configure_logging(s)
+    # log_config=None: uvicorn's records go through our (masking) handler, not its own.
+    uvicorn.run(
+        create_app(s), host=host, port=port, log_level="info", access_log=False, log_config=None
+    )
 
 
 @app.command("worker")
@@ -699,8 +712,12 @@ def worker_cmd(
 ) -> None:
     """Run a Celery worker (thread pool; sends go many at a time per process)."""
     from worker.celery_app import create_celery
+    from worker.logging_setup import configure_logging, leave_celery_logging_alone
 
-    celery = create_celery(settings())
+    s = settings()
+    configure_logging(s, loglevel)
+    leave_celery_logging_alone()
+    celery = create_celery(s)
     celery.worker_main(
         [
             "worker",
@@ -729,9 +746,13 @@ def beat_cmd(
     from pathlib import Path
 
     from worker.celery_app import create_celery
+    from worker.logging_setup import configure_logging, leave_celery_logging_alone
 
+    s = settings()
+    configure_logging(s, loglevel)
+    leave_celery_logging_alone()
     Path(schedule_file).parent.mkdir(parents=True, exist_ok=True)
-    celery = create_celery(settings())
+    celery = create_celery(s)
     celery.start(["beat", "-s", schedule_file, "--loglevel", loglevel])
 
 
@@ -742,9 +763,12 @@ def run_cmd(
 ) -> None:
     """Run everything in the foreground: embedded Redis (unless CHECKIN_BROKER_URL is set),
     the web app, an urgent and a bulk worker, and beat. Ctrl-C stops them all."""
+    from worker.logging_setup import configure_logging
     from worker.runner import run_all
 
-    raise typer.Exit(run_all(settings(), host=host, port=port))
+    s = settings()
+    configure_logging(s)
+    raise typer.Exit(run_all(s, host=host, port=port))
 
 
 def main() -> None:

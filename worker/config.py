@@ -6,10 +6,13 @@ Celery app factory, web app factory) and pass it down. Tests build `Settings(...
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -20,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
@@ -45,6 +48,45 @@ def parse_window(value: str) -> tuple[time, time]:
     if (eh, em) <= (sh, sm):
         raise ValueError(f"window must end after it starts (same day), got {value!r}")
     return start, end
+
+
+@dataclass(frozen=True)
+class RehearsalClock:
+    """A clock that showed `start` at the real instant `anchor` and runs `speed` times faster."""
+
+    start: datetime
+    speed: float
+    anchor: datetime
+
+    def __call__(self) -> datetime:
+        return self.start + (datetime.now(UTC) - self.anchor) * self.speed
+
+
+def parse_clock(value: str, *, default_anchor: datetime | None = None) -> RehearsalClock:
+    """Parse CHECKIN_CLOCK, "START@SPEED[@ANCHOR]" (START and ANCHOR ISO 8601 with an offset).
+
+    Without ANCHOR the clock starts at START now (or at `default_anchor`). Raises ValueError
+    with a readable message.
+    """
+    example = "e.g. 2027-03-14T06:50:00+00:00@60"
+    parts = value.strip().split("@")
+    if len(parts) not in (2, 3):
+        raise ValueError(f"expected START@SPEED[@ANCHOR], {example}")
+    try:
+        start = datetime.fromisoformat(parts[0])
+        speed = float(parts[1])
+        anchor = (
+            datetime.fromisoformat(parts[2])
+            if len(parts) == 3
+            else (default_anchor or datetime.now(UTC))
+        )
+    except ValueError:
+        raise ValueError(f"expected START@SPEED[@ANCHOR], {example}") from None
+    if start.tzinfo is None or anchor.tzinfo is None:
+        raise ValueError(f"START and ANCHOR need a UTC offset, {example}")
+    if not 0 < speed <= 10_000:
+        raise ValueError("SPEED must be a number above 0 and at most 10000")
+    return RehearsalClock(start.astimezone(UTC), speed, anchor.astimezone(UTC))
 
 
 def _check_port(url: str) -> None:
@@ -124,14 +166,68 @@ class Settings(BaseSettings):
     checkin_reply_window_hours: int = Field(default=24, ge=1)
     requeue_after_seconds: int = Field(default=300, ge=5)
     sending_stale_seconds: int = Field(default=120, ge=5)
+    # Transient provider errors (429, 5xx, connection refused) are retried after this many
+    # seconds, doubling per attempt up to 15 minutes.
+    retry_backoff_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # An `unknown` send (timed out after the request left) is looked up at the provider once
+    # CHECKIN_TWILIO_TIMEOUT_SECONDS plus this margin have passed, so that a slow acceptance
+    # has surely been recorded there.
+    reconcile_settle_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # Rehearsal knob, never for production: "START@SPEED[@ANCHOR]" makes workers and the web
+    # app read a clock that showed START (ISO 8601 with offset) at the real instant ANCHOR
+    # (ISO 8601; default: when the process started) and runs SPEED times faster than real time.
+    # Used by the fault-injection suite to cross a DST change in minutes. Unset: real time.
+    clock: str | None = None
     broker_visibility_timeout: int = Field(default=600, ge=10)
     send_task_expires_seconds: int = Field(default=900, ge=10)
     log_json: bool = False
+
+    # Pacing (worker/services/pacing.py): SMS segments per second per sender, shared by every
+    # worker through Redis. 1/s is a US long code; toll-free is about 3, a short code 100.
+    # 0 turns pacing off. CHECKIN_SMS_RATE_PER_SENDER is a JSON object overriding the rate for
+    # one sender (the From number or the Messaging Service SID), e.g. {"+18005550100": 3}.
+    sms_rate: float = Field(default=1.0, ge=0, le=10_000)
+    sms_rate_per_sender: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    # The part of each sender's rate that bulk traffic may never take: kept for urgent messages.
+    urgent_share: float = Field(default=0.2, ge=0, le=0.9)
+    # Added to every one-second window: covers the network's one-way time to the provider, the
+    # part of a request's journey the limiter cannot observe (see services/pacing.py).
+    sms_pace_margin_seconds: float = Field(default=0.05, ge=0, le=5)
+    # A send waits at most this long for its turn (the row is `sending` meanwhile); past it the
+    # row goes back to `scheduled` and the next dispatch picks it up again.
+    sms_pace_max_wait_seconds: float = Field(default=20.0, gt=0, le=300)
+    # Every HTTP request body larger than this is refused with 413 before it is read.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=100 * 1024 * 1024)
 
     @field_validator("send_window")
     @classmethod
     def _check_window(cls, v: str) -> str:
         parse_window(v)
+        return v
+
+    @field_validator("clock")
+    @classmethod
+    def _check_clock(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        parse_clock(v)
+        return v
+
+    @field_validator("sms_rate_per_sender", mode="before")
+    @classmethod
+    def _parse_sender_rates(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v = json.loads(v) if v.strip() else {}
+            except ValueError:
+                raise ValueError(
+                    'expected a JSON object of sender to rate, e.g. {"+18005550100": 3}'
+                ) from None
+        if not isinstance(v, dict):
+            raise ValueError('expected a JSON object of sender to rate, e.g. {"+18005550100": 3}')
+        for sender, rate in v.items():
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0:
+                raise ValueError(f"the rate for {sender} must be a number >= 0")
         return v
 
     @field_validator("database_url")
@@ -187,9 +283,26 @@ class Settings(BaseSettings):
         return parse_window(self.send_window)
 
     @property
+    def now(self) -> Callable[[], datetime]:
+        """What this process reads the time with: real UTC time, or the rehearsal clock of
+        CHECKIN_CLOCK (anchored when first asked for, without an explicit ANCHOR)."""
+        if self.clock is None:
+            return _real_now
+        cached = _CLOCKS.get(self.clock)
+        if cached is None:
+            cached = _CLOCKS.setdefault(self.clock, parse_clock(self.clock))
+        return cached
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+
+def _real_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_CLOCKS: dict[str, RehearsalClock] = {}
 
 _ALIASES = {
     "twilio_account_sid": "TWILIO_ACCOUNT_SID",

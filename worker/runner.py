@@ -71,6 +71,8 @@ def run_all(settings: Settings, *, host: str, port: int) -> int:
     ]
     sys.stderr.write(
         f"checkin-worker running: http://{host}:{port}/healthz  (Ctrl-C stops everything)\n"
+        f"dashboard: http://{host}:{port}/  sign in with an account from `checkin users add`, "
+        "or run `checkin demo` for a demo clinic and its sign-in\n"
     )
     code = 0
     try:

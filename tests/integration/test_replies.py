@@ -404,7 +404,7 @@ def test_the_followup_api_needs_the_token_and_works_the_queue(clinic: Clinic) ->
     assert httpx.get(api).status_code == 401
     assert httpx.get(api, headers={"Authorization": "Bearer wrong"}).status_code == 401
     auth = {"Authorization": "Bearer test-token-123"}
-    items = httpx.get(api, headers=auth).json()
+    items = httpx.get(api, headers=auth).json()["items"]
     assert [i["reason"] for i in items] == ["crisis_language"], items
     [item] = items
     assert item["severity"] == "urgent"

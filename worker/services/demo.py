@@ -2,20 +2,29 @@
 
 Three patients in zones where it is daytime right now (so quiet hours do not hold the demo
 back), on different protocols, each with a check-in a couple of minutes from now and upcoming
-appointments whose first reminders fall due within minutes.
+appointments whose first reminders fall due within minutes. Four weeks of made-up history
+(answers, questionnaires, past appointments, replies, follow-ups) fill the dashboard, and a
+demo clinician account is created (or its password renewed) to sign in with.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from worker.services.accounts import create_user, set_password
 from worker.services.appointments import add_appointment
+from worker.services.demo_history import seed_history
 from worker.services.patients import add_patient
 from worker.services.runtime import Runtime
 from worker.services.schedules import add_schedule, enroll
 from worker.store.db import session_scope
+from worker.store.models import Patient, User
 
 ZONES = (
     "America/New_York",
@@ -69,6 +78,7 @@ def daytime_zones(now: datetime) -> list[str]:
 def seed_demo(rt: Runtime, now: datetime) -> dict[str, Any]:
     zones = daytime_zones(now)
     created: list[dict[str, Any]] = []
+    seeded: list[tuple[Patient, str]] = []
     with session_scope(rt.sessions) as session:
         for i, (name, phone, email, channel, lang, protocol, kind) in enumerate(PEOPLE):
             tz = zones[i % len(zones)]
@@ -120,4 +130,28 @@ def seed_demo(rt: Runtime, now: datetime) -> dict[str, Any]:
             created.append(
                 {"id": patient.id, "name": name, "tz": tz, "channel": channel, "protocol": protocol}
             )
-    return {"patients": created}
+            seeded.append((patient, kind))
+        seed_history(rt, session, seeded, now)
+        sign_in = demo_account(session, rt, now)
+    return {"patients": created, "sign_in": sign_in}
+
+
+DEMO_EMAIL = "demo@clinic.example"
+
+
+def demo_account(session: Session, rt: Runtime, now: datetime) -> dict[str, str]:
+    """The demo clinician: created once; each demo run gives it a fresh random password."""
+    password = secrets.token_urlsafe(12)
+    existing = session.scalars(select(User).where(User.email == DEMO_EMAIL)).first()
+    if existing is None:
+        create_user(
+            session,
+            name="Dr. Demo Clinician",
+            email=DEMO_EMAIL,
+            role="clinician",
+            password=password,
+            now=now,
+        )
+    else:
+        set_password(session, existing.id, password, now=now)
+    return {"url": f"{rt.settings.public_url}/login", "email": DEMO_EMAIL, "password": password}

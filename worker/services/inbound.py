@@ -36,6 +36,14 @@ log = logging.getLogger(__name__)
 
 HELP_TO_UNKNOWN_EVERY = timedelta(days=1)
 APPOINTMENT_REPLY_WINDOW = timedelta(days=4)
+# An answer that may be to a check-in whose send is not settled yet (the provider accepted it
+# but our row is still `sending` or `unknown`: a worker died, a timeout) waits for it, so that it
+# is stored against the right check-in; at most this long, then it is read as it stands.
+HOLD_FOR_UNSETTLED_SEND = timedelta(minutes=10)
+
+
+class _Later(Exception):
+    """Roll this reply back, unprocessed: the sweep offers it again."""
 
 
 @dataclass
@@ -100,22 +108,26 @@ def find_patient(session: Session, phone: str) -> Patient | None:
 def process_inbound(rt: Runtime, inbound_id: int, now: datetime) -> Outcome:
     """Process one stored reply exactly once. Returns what happened and the messages to send."""
     result = Outcome(inbound_id)
-    with session_scope(rt.sessions) as session:
-        claimed = session.execute(
-            update(InboundMessage)
-            .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
-            .values(processed_at=now)
-        )
-        if getattr(claimed, "rowcount", 0) != 1:
-            result.outcome = "already_processed"
-            return result
-        inbound = session.get(InboundMessage, inbound_id)
-        assert inbound is not None
-        patient = find_patient(session, inbound.from_address)
-        if patient is not None:
-            inbound.patient_id = patient.id
-        _Processor(rt, session, inbound, patient, now, result).run()
-        inbound.outcome = result.outcome[:60]
+    try:
+        with session_scope(rt.sessions) as session:
+            claimed = session.execute(
+                update(InboundMessage)
+                .where(InboundMessage.id == inbound_id, InboundMessage.processed_at.is_(None))
+                .values(processed_at=now)
+            )
+            if getattr(claimed, "rowcount", 0) != 1:
+                result.outcome = "already_processed"
+                return result
+            inbound = session.get(InboundMessage, inbound_id)
+            assert inbound is not None
+            patient = find_patient(session, inbound.from_address)
+            if patient is not None:
+                inbound.patient_id = patient.id
+            _Processor(rt, session, inbound, patient, now, result).run()
+            inbound.outcome = result.outcome[:60]
+    except _Later:
+        log.info("inbound %d: waits for the check-in it may answer to be settled", inbound_id)
+        return Outcome(inbound_id, "waiting_for_send")
     log.info("inbound %d processed: %s", inbound_id, result.outcome)
     return result
 
@@ -322,8 +334,30 @@ class _Processor:
         late = latest.window_closes_at <= self.now or latest.status in ("expired",)
         return latest, late
 
+    def checkin_unsettled(self) -> bool:
+        """A check-in SMS to this patient that the provider may have (and the patient may be
+        answering) while our row does not say so yet."""
+        assert self.patient is not None
+        if self.now - self.inbound.received_at >= HOLD_FOR_UNSETTLED_SEND:
+            return False
+        return (
+            self.session.scalar(
+                select(Message.id)
+                .where(
+                    Message.patient_id == self.patient.id,
+                    Message.kind == "checkin",
+                    Message.channel == "sms",
+                    Message.status.in_(("sending", "unknown")),
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
     def answer(self, body: str) -> bool:
         assert self.patient is not None
+        if not self.crisis and self.checkin_unsettled():
+            raise _Later
         checkin, late = self.open_checkin()
         if checkin is None:
             return False
@@ -341,6 +375,10 @@ class _Processor:
             answer_labels=instrument.answer_labels,
         )
         if parsed.problem is not None or not parsed.values:
+            if self.crisis:
+                # Crisis words with no answer in them: the crisis reply and the urgent follow-up
+                # have it; "please reply with a number" would be the wrong thing to send next.
+                return False
             if not checkin.clarified and not late:
                 checkin.clarified = True
                 self.reply(

@@ -17,6 +17,7 @@ from sqlalchemy import or_, select, update
 
 from worker.channels import ProviderMessage
 from worker.services.runtime import Runtime
+from worker.services.send import open_checkin
 from worker.store.db import session_scope
 from worker.store.models import Message
 
@@ -34,7 +35,9 @@ class ReconcileResult:
 
 def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
     result = ReconcileResult()
-    settle = timedelta(seconds=rt.settings.twilio_timeout_seconds + 30)
+    settle = timedelta(
+        seconds=rt.settings.twilio_timeout_seconds + rt.settings.reconcile_settle_seconds
+    )
     stale = now - timedelta(seconds=rt.settings.sending_stale_seconds)
     with session_scope(rt.sessions) as session:
         rows = session.scalars(
@@ -66,16 +69,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             continue
         match = _match(rt, found, body or "")
         if match is not None:
-            if _move(
-                rt,
-                mid,
-                status,
-                "sent",
-                now,
-                provider_id=match.provider_id,
-                sent_at=match.created_at or now,
-                reason="reconciled",
-            ):
+            if _resolve_sent(rt, mid, status, match, now):
                 result.resolved.append(mid)
         elif _move(rt, mid, status, "queued", now, reason="reconciled_not_found", queued_at=now):
             result.to_send.append((mid, priority == "urgent"))
@@ -100,6 +94,31 @@ def _match(rt: Runtime, found: list[ProviderMessage], body: str) -> ProviderMess
     return None
 
 
+def _resolve_sent(rt: Runtime, mid: int, frm: str, match: ProviderMessage, now: datetime) -> bool:
+    """The provider has it: `sent`, with its sid, and for a check-in the CheckIn its reply will
+    answer is opened, exactly as when the send itself records the sid."""
+    sent_at = match.created_at or now
+    with session_scope(rt.sessions) as session:
+        res = session.execute(
+            update(Message)
+            .where(Message.id == mid, Message.status == frm)
+            .values(
+                status="sent",
+                status_reason="reconciled",
+                provider_id=match.provider_id,
+                sent_at=sent_at,
+                updated_at=now,
+            )
+        )
+        if getattr(res, "rowcount", 0) != 1:
+            return False
+        msg = session.get(Message, mid)
+        assert msg is not None
+        if msg.kind == "checkin" and msg.checkin_id is None and msg.patient_id is not None:
+            open_checkin(rt, session, msg, sent_at)
+    return True
+
+
 def _move(
     rt: Runtime,
     mid: int,
@@ -108,15 +127,9 @@ def _move(
     now: datetime,
     *,
     reason: str,
-    provider_id: str | None = None,
-    sent_at: datetime | None = None,
     queued_at: datetime | None = None,
 ) -> bool:
     values: dict[str, object] = {"status": to, "status_reason": reason, "updated_at": now}
-    if provider_id is not None:
-        values["provider_id"] = provider_id
-    if sent_at is not None:
-        values["sent_at"] = sent_at
     if queued_at is not None:
         values["queued_at"] = queued_at
     with session_scope(rt.sessions) as session:

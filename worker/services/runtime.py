@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +20,11 @@ from worker.domain.protocols import Protocol, load_protocols
 from worker.rendering import Renderer
 from worker.store.db import make_engine, make_session_factory
 
+if TYPE_CHECKING:
+    from redis import Redis
+
+    from worker.services.pacing import Pacer
+
 
 @dataclass
 class Runtime:
@@ -27,6 +33,10 @@ class Runtime:
     sessions: sessionmaker[Session]
     channels: Channels
     renderer: Renderer = field(default_factory=Renderer)
+    # The broker's Redis (queue depths, the shared pacer); None without a broker (`checkin tick`).
+    redis: Redis | None = None
+    # SMS pacing shared by every process (services/pacing.py); None: sends are not paced.
+    pacer: Pacer | None = None
 
     @cached_property
     def protocols(self) -> dict[str, Protocol]:
@@ -45,6 +55,8 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.redis is not None:
+            self.redis.close()
 
 
 def build_runtime(
@@ -56,9 +68,26 @@ def build_runtime(
 
         channels = build_channels(settings)
     engine = make_engine(settings.database_url, pool_size=pool_size)
+    client, pacer = _broker_clients(settings)
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         channels=channels,
+        redis=client,
+        pacer=pacer,
     )
+
+
+def _broker_clients(settings: Settings) -> tuple[Redis | None, Pacer | None]:
+    if not settings.broker_url:
+        return None, None
+    import redis
+
+    from worker.services.pacing import Pacer
+
+    # No connection is made here; the pool connects on first use (and again after a fork).
+    client = redis.Redis.from_url(
+        settings.broker_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+    )
+    return client, Pacer.from_settings(client, settings)

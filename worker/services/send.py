@@ -23,8 +23,10 @@ from worker.channels import ChannelError, DeliveryUnknown, SendResult
 from worker.config import parse_window
 from worker.domain.instruments import answer_key, answer_options, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
+from worker.domain.sms_text import segments
 from worker.rendering import format_when
 from worker.services import links
+from worker.services.pacing import Grant
 from worker.services.patients import has_consent, withdraw_consent
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -33,7 +35,6 @@ from worker.store.models import Appointment, CheckIn, Message, Patient, Schedule
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
-BASE_BACKOFF = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(minutes=15)
 ANSWER_LINK_VALIDITY = timedelta(days=3)
 
@@ -47,6 +48,7 @@ class Prepared:
     subject: str | None
     html: str | None
     message_id_header: str
+    priority: str = "bulk"
 
 
 def send_one(rt: Runtime, message_id: int, now: datetime) -> str:
@@ -91,7 +93,10 @@ def send_many(
             log.exception("send of message %d failed unexpectedly", mid)
             return "error"
 
-    outcomes = executor.map(one, ids) if executor is not None else map(one, ids)
+    # A single id (every urgent task) runs in the calling thread: it must not queue behind bulk
+    # sends holding the executor's threads while they wait for their turn at the sender.
+    inline = executor is None or len(ids) == 1
+    outcomes = map(one, ids) if inline else executor.map(one, ids)  # type: ignore[union-attr]
     for outcome in outcomes:
         counts[outcome] = counts.get(outcome, 0) + 1
     return counts
@@ -183,6 +188,7 @@ def _prepare(rt: Runtime, session: Session, msg: Message, now: datetime, key: by
         subject=subject,
         html=html,
         message_id_header=f"<checkin-{msg.id}-{msg.attempts}@{domain}>",
+        priority=msg.priority,
     )
 
 
@@ -244,14 +250,16 @@ def _context(
 
 
 def _deliver(rt: Runtime, p: Prepared, now: datetime) -> str:
+    grant: Grant | None = None
+    if p.channel == "sms" and rt.pacer is not None:
+        # The sender's shared limit (services/pacing.py), taken just before the provider call.
+        turn = rt.pacer.turn(segments(p.body), urgent=p.priority == "urgent")
+        now += timedelta(seconds=turn.waited)
+        if turn.defer is not None:
+            return _pace_later(rt, p, now, turn.defer)
+        grant = turn.grant
     try:
-        if p.channel == "sms":
-            callback = f"{rt.settings.public_url}/webhooks/twilio/status"
-            result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
-        else:
-            result = rt.channels.email.send_email(
-                p.to, p.subject or "", p.body, p.html, message_id=p.message_id_header
-            )
+        result = _call_provider(rt, p, grant)
     except DeliveryUnknown:
         log.warning("message %d: provider outcome unknown; will reconcile", p.id)
         return _finish(rt, p.id, now, "unknown", "provider_timeout")
@@ -261,6 +269,43 @@ def _deliver(rt: Runtime, p: Prepared, now: datetime) -> str:
         log.exception("message %d: unexpected error from the %s channel", p.id, p.channel)
         return _failed(rt, p, now, ChannelError("unexpected channel error", permanent=False))
     return _sent(rt, p, now, result)
+
+
+def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
+    answered = False
+    try:
+        if p.channel == "sms":
+            callback = f"{rt.settings.public_url}/webhooks/twilio/status"
+            result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
+        else:
+            result = rt.channels.email.send_email(
+                p.to, p.subject or "", p.body, p.html, message_id=p.message_id_header
+            )
+        answered = True
+        return result
+    finally:
+        if grant is not None and rt.pacer is not None:
+            # The sender's slots are dated from the provider's answer (services/pacing.py).
+            rt.pacer.answered(grant, learn=answered)
+
+
+def _pace_later(rt: Runtime, p: Prepared, now: datetime, delay: float) -> str:
+    """The sender is busy for longer than a send may wait: back to `scheduled`, not an attempt."""
+    with session_scope(rt.sessions) as session:
+        session.execute(
+            update(Message)
+            .where(Message.id == p.id, Message.status == "sending")
+            .values(
+                status="scheduled",
+                status_reason="paced",
+                due_at=now + timedelta(seconds=delay),
+                queued_at=None,
+                attempts=Message.attempts - 1,
+                updated_at=now,
+            )
+        )
+    log.info("message %d: the sender is busy; back in %.1fs", p.id, delay)
+    return "deferred"
 
 
 def _finish(
@@ -293,12 +338,14 @@ def _sent(rt: Runtime, p: Prepared, now: datetime, result: SendResult) -> str:
             msg = session.get(Message, p.id)
             assert msg is not None
             if msg.kind == "checkin" and msg.checkin_id is None and msg.patient_id is not None:
-                _open_checkin(rt, session, msg, now)
+                open_checkin(rt, session, msg, now)
     log.info("message %d sent via %s", p.id, p.channel)
     return "sent"
 
 
-def _open_checkin(rt: Runtime, session: Session, msg: Message, now: datetime) -> None:
+def open_checkin(rt: Runtime, session: Session, msg: Message, now: datetime) -> None:
+    """A check-in message went out at `now`: open the CheckIn its reply will answer. Called
+    by whoever records the send (here, or reconciliation finding it at the provider)."""
     assert msg.patient_id is not None and msg.instrument is not None
     checkin = CheckIn(
         patient_id=msg.patient_id,
@@ -338,7 +385,8 @@ def _failed(rt: Runtime, p: Prepared, now: datetime, exc: ChannelError) -> str:
     with session_scope(rt.sessions) as session:
         msg = session.get(Message, p.id)
         assert msg is not None
-        backoff = min(BASE_BACKOFF * (2 ** max(msg.attempts - 1, 0)), MAX_BACKOFF)
+        base = timedelta(seconds=rt.settings.retry_backoff_seconds)
+        backoff = min(base * (2 ** max(msg.attempts - 1, 0)), MAX_BACKOFF)
         if exc.retry_after:
             backoff = max(backoff, timedelta(seconds=exc.retry_after))
         retry_at = now + backoff

@@ -1,86 +1,228 @@
 """The clinician API under /api (JSON; OpenAPI at /api/openapi.json).
 
-Every route needs `Authorization: Bearer <CHECKIN_API_TOKEN>`; with no token configured every
-request is refused. Tokens are compared in constant time. Errors are RFC 9457 problem details.
+Every route needs `Authorization: Bearer <token>`: the installation's CHECKIN_API_TOKEN (acts
+as an admin, recorded as "api" in the audit trail) or a personal API token of an active user
+(`checkin users token`), who then acts with their role and name. Tokens are compared in constant
+time; without a valid one nothing is shown. Errors are RFC 9457 problem details
+(`application/problem+json`); a request that fails validation lists every field error.
+
+The routes live in api_patients (patients, consent, protocols, enrollments, schedules,
+appointments, preview) and api_records (messages, check-ins, responses, follow-ups, export);
+this module holds what they share.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, Final, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from worker.config import Settings
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 
+log = logging.getLogger(__name__)
+
+# Ids are 32-bit integers in the database; anything larger names nothing (422, not a crash).
+MAX_ID: Final = 2_147_483_647
+# Dates and times the API accepts: wide enough for any clinic, narrow enough that expanding a
+# daily rule from its start date stays cheap.
+FIRST_DAY: Final = date(2000, 1, 1)
+LAST_DAY: Final = date(2099, 12, 31)
+PROBLEM_JSON: Final = "application/problem+json"
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- problems
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where: body.name, query.limit, path.patient_id, ...")
+    message: str
+
 
 class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
     type: str = "about:blank"
     title: str
     status: int
     detail: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="Every field that failed validation (422 only)."
+    )
 
 
-def problem(status: int, title: str, detail: str | None = None) -> JSONResponse:
-    body = Problem(title=title, status=status, detail=detail).model_dump()
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+def problem(
+    status: int, title: str, detail: str | None = None, errors: list[FieldError] | None = None
+) -> JSONResponse:
+    body = Problem(title=title, status=status, detail=detail, errors=errors)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON
+    )
 
 
-class AckBody(BaseModel):
-    by: str = Field(min_length=1, max_length=200)
+ERRORS: Final[dict[int | str, dict[str, Any]]] = {
+    401: {"model": Problem, "description": "No valid bearer token"},
+    422: {"model": Problem, "description": "Invalid input (every field error listed)"},
+}
+NOT_FOUND: Final[dict[int | str, dict[str, Any]]] = {
+    404: {"model": Problem, "description": "No such record"},
+}
+FORBIDDEN: Final[dict[int | str, dict[str, Any]]] = {
+    403: {"model": Problem, "description": "Not allowed for the caller's role"},
+}
 
 
-class ResolveBody(BaseModel):
-    by: str = Field(min_length=1, max_length=200)
-    note: str | None = Field(default=None, max_length=10_000)
+# ---------------------------------------------------------------- input types
 
 
-class FollowUpOut(BaseModel):
-    id: int
-    patient_id: int | None
-    reason: str
-    severity: str
-    status: str
-    created_at: str | None
-    detail: dict[str, Any]
-    acknowledged_by: str | None
-    acknowledged_at: str | None
-    resolved_by: str | None
-    resolved_at: str | None
-    resolution_note: str | None
+def _clean_text(value: str | None) -> str | None:
+    # PostgreSQL refuses NUL in text and no database stores a lone surrogate: say so as a 422.
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
 
 
-class ResponseOut(BaseModel):
-    instrument: str
-    item: str
-    value: int
-    answered_at: str | None
-    checkin_id: int | None
-    partial: bool
-    late: bool
+def _in_range(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return value
 
 
-def authorised(request: Request) -> None:
-    """Bearer CHECKIN_API_TOKEN, compared in constant time; no token configured: no access."""
+Clean = AfterValidator(_clean_text)
+# The year range in the OpenAPI document too, so that generated "valid" dates are valid here.
+YEAR_PATTERN: Final = r"^20\d\d-"
+ApiDate = Annotated[
+    date, AfterValidator(_in_range), Field(json_schema_extra={"pattern": YEAR_PATTERN})
+]
+Id = Annotated[int, Path(ge=1, le=MAX_ID, description="A record id.")]
+OptionalPatient = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Only this patient's records.")
+]
+Limit = Annotated[int, Query(ge=1, le=500, description="Page size (1-500).")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="Rows to skip.")]
+IsoTime = Annotated[
+    str | None,
+    Field(description="ISO 8601 with a UTC offset", json_schema_extra={"format": "date-time"}),
+]
+
+
+class Input(BaseModel):
+    """Request bodies: unknown fields are refused, so a misspelt field is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="Rows matching the filters, on all pages.")
+    limit: int
+    offset: int
+
+
+def page_of(items: list[Any], total: int, limit: int, offset: int) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+def slice_page(items: list[Any], limit: int, offset: int) -> dict[str, Any]:
+    return page_of(items[offset : offset + limit], len(items), limit, offset)
+
+
+# ---------------------------------------------------------------- who is calling
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: the installation token (role admin, name "api") or a user's own token."""
+
+    name: str
+    role: str
+    user_id: int | None
+
+    @property
+    def clinical(self) -> bool:
+        """Answers, scores, conversations and clinical follow-ups (not the front desk)."""
+        return self.role in ("clinician", "admin")
+
+
+# Declared as a dependency so that the OpenAPI document names the scheme; checked below.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="CHECKIN_API_TOKEN, or a personal token from `checkin users token`.",
+)
+
+
+def _user_for(request: Request, token: str) -> Principal | None:
+    try:
+        from worker.services.accounts import token_user
+    except ImportError:  # accounts not installed in this build: installation token only
+        return None
+    rt: Runtime = request.app.state.runtime
+    with session_scope(rt.sessions) as session:
+        user = token_user(session, token)
+        if user is None:
+            return None
+        return Principal(user.name, user.role, user.id)
+
+
+def authorised(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The caller, or 401. The installation token is compared in constant time; a personal token
+    is looked up by its SHA-256 (worker.services.accounts.token_user)."""
+    token = credentials.credentials.strip() if credentials is not None else ""
+    if not token:
+        raise HTTPException(401, "a valid bearer token is required")
     settings: Settings = request.app.state.settings
     expected = settings.api_token.get_secret_value() if settings.api_token else None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if (
-        expected is None
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(token.strip().encode(), expected.encode())
-    ):
-        raise HTTPException(401, "a valid bearer token is required")
+    if expected and hmac.compare_digest(token.encode(), expected.encode()):
+        principal = Principal("api", "admin", None)
+    else:
+        found = _user_for(request, token)
+        if found is None:
+            raise HTTPException(401, "a valid bearer token is required")
+        principal = found
+    request.state.principal = principal
+    return principal
+
+
+def current(request: Request) -> Principal:
+    principal: Principal = request.state.principal
+    return principal
+
+
+def clinical_only(request: Request) -> Principal:
+    """403 for roles that may not see answers, scores or conversations (the front desk)."""
+    principal = current(request)
+    if not principal.clinical:
+        raise HTTPException(403, f"the {principal.role} role cannot see clinical records")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(current)]
+Clinical = Annotated[Principal, Depends(clinical_only)]
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -89,49 +231,31 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DB = Annotated[Session, Depends(get_session)]
+# "function" scope: the transaction commits before the response goes out, so a caller that
+# reads right after a write sees it, and a failed commit is an error response, not a lost write.
+DB = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+# ---------------------------------------------------------------- the router
 
 
 def api_router() -> APIRouter:
-    router = APIRouter(prefix="/api", dependencies=[Depends(authorised)])
+    from worker.web.api_patients import patients_router
+    from worker.web.api_records import records_router
 
-    @router.get("/followups", response_model=list[FollowUpOut])
-    def list_followups_api(
-        session: DB,
-        status: Literal["open", "acknowledged", "resolved"] | None = None,
-        patient_id: int | None = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> list[dict[str, Any]]:
-        from worker.services.followups import list_followups
-        from worker.services.views import followup_dict
+    router = APIRouter(prefix="/api", dependencies=[Depends(authorised)], responses=ERRORS)
 
-        items = list_followups(session, status=status, patient_id=patient_id)
-        return [followup_dict(f) for f in items[offset : offset + limit]]
+    @router.get("/me", tags=["auth"], summary="Who the token belongs to")
+    def me(caller: Caller) -> dict[str, Any]:
+        return {"name": caller.name, "role": caller.role, "user_id": caller.user_id}
 
-    @router.post("/followups/{followup_id}/ack", response_model=FollowUpOut)
-    def ack_api(followup_id: int, body: AckBody, session: DB) -> dict[str, Any]:
-        from worker.services.followups import acknowledge
-        from worker.services.views import followup_dict
-
-        return followup_dict(acknowledge(session, followup_id, by=body.by, now=datetime.now(UTC)))
-
-    @router.post("/followups/{followup_id}/resolve", response_model=FollowUpOut)
-    def resolve_api(followup_id: int, body: ResolveBody, session: DB) -> dict[str, Any]:
-        from worker.services.followups import resolve
-        from worker.services.views import followup_dict
-
-        item = resolve(session, followup_id, by=body.by, note=body.note, now=datetime.now(UTC))
-        return followup_dict(item)
-
-    @router.get("/patients/{patient_id}/responses", response_model=list[ResponseOut])
-    def responses_api(patient_id: int, session: DB) -> list[dict[str, Any]]:
-        from worker.services.patients import get_patient
-        from worker.services.views import all_responses
-
-        get_patient(session, patient_id)
-        return all_responses(session, patient_id)
-
+    router.include_router(patients_router())
+    router.include_router(records_router())
     return router
 
 
@@ -144,21 +268,96 @@ def install_error_handlers(app: FastAPI) -> None:
     async def missing(_request: Request, exc: Exception) -> JSONResponse:
         return problem(404, "Not found", str(exc).strip("'\""))
 
-    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        title = {401: "Unauthorized", 403: "Forbidden", 404: "Not found", 413: "Too large"}
+        title = {
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Too large",
+        }
         response = problem(exc.status_code, title.get(exc.status_code, "Error"), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette lists only the methods of the first route on the path; list them all.
+            response.headers["Allow"] = ", ".join(_allowed(request))
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
     async def bad_request(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return problem(422, "Invalid request", f"{where}: {first.get('msg', 'invalid')}")
+        errors = [
+            FieldError(
+                field=".".join(str(p) for p in e.get("loc", ())) or "request",
+                message=str(e.get("msg", "invalid")),
+            )
+            for e in exc.errors()
+        ]
+        first = f"{errors[0].field}: {errors[0].message}" if errors else "invalid request"
+        return problem(422, "Invalid request", first, errors)
 
+    async def crashed(request: Request, exc: Exception) -> JSONResponse | PlainTextResponse:
+        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        if request.url.path.startswith("/api/"):
+            return problem(500, "Internal error", "the error was logged")
+        return PlainTextResponse("Internal Server Error", status_code=500)
+
+    _document_problems(app)
     app.add_exception_handler(InvalidInput, invalid)
     app.add_exception_handler(NotFound, missing)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(Exception, crashed)
+
+
+API_DESCRIPTION: Final = """\
+The clinician API: everything the `checkin` command does for patients, consent, enrollments,
+schedules, appointments, the preview, messages, check-ins and answers, follow-ups and export.
+
+* **Auth**: `Authorization: Bearer <token>` on every call, either `CHECKIN_API_TOKEN` (acts as
+  an admin, audited as "api") or a personal token from `checkin users token` (acts with the
+  user's role and name). Without a valid token every call is a 401 and shows nothing. The
+  front desk role sees contact details, consent, appointments and appointment requests only
+  (403 elsewhere).
+* **Lists** take `limit` (1-500, default 50) and `offset` and return
+  `{"items": [...], "total": n, "limit": l, "offset": o}`.
+* **Times** are ISO 8601 with a UTC offset; appointment times you send are patient-local
+  `YYYY-MM-DDTHH:MM`; dates are between 2000-01-01 and 2099-12-31.
+* **Errors** are RFC 9457 problem details (`application/problem+json`): 401 no valid token,
+  403 not for your role, 404 no such record, 422 invalid input with every field error under
+  `errors`. A refused request changes nothing.
+"""
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Errors under /api are sent as application/problem+json: say so in the OpenAPI document
+    (FastAPI documents every response model as application/json)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schema.setdefault("info", {}).setdefault("description", API_DESCRIPTION)
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/api/"):
+                continue
+            for operation in operations.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    if str(code)[0] in "45" and "application/json" in content:
+                        response["content"] = {PROBLEM_JSON: content["application/json"]}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed(request: Request) -> list[str]:
+    methods = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return methods

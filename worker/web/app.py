@@ -1,4 +1,4 @@
-"""The web app: health, metrics (and, in later parts, webhooks, API, dashboard)."""
+"""The web app: health, metrics, webhooks, the clinician API and the dashboard."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
 from worker.web.answers import answers_router
 from worker.web.api import api_router, install_error_handlers
+from worker.web.dashboard import STATIC, dashboard_router
 from worker.web.inbound_sink import InboundSink, default_sink
-from worker.web.metrics import render_metrics
+from worker.web.limits import BodySizeLimit
+from worker.web.metrics import WebhookTimer, render_metrics, webhook_histogram
 from worker.web.webhooks import webhook_router
 
 
@@ -34,7 +38,14 @@ def create_app(
     app.include_router(webhook_router(settings, rt, sink))
     app.include_router(api_router())
     app.include_router(answers_router(settings, rt))
+    app.include_router(dashboard_router(rt))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_handlers(app)
+    # Added last runs first: webhooks are timed end to end; bodies are limited before any
+    # route reads them.
+    process_metrics = CollectorRegistry()
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(WebhookTimer, histogram=webhook_histogram(process_metrics))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -51,7 +62,7 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        body, content_type = render_metrics(rt)
+        body, content_type = render_metrics(rt, process_metrics)
         return Response(body, media_type=content_type)
 
     return app

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Protocol
 
 from worker.config import Settings
@@ -57,8 +56,9 @@ class LocalSink:
         from worker.services.inbound import process_inbound
 
         try:
-            result = process_inbound(self.rt, inbound_id, datetime.now(UTC))
-            send_now(self.rt, result.send, datetime.now(UTC))
+            now = self.rt.settings.now
+            result = process_inbound(self.rt, inbound_id, now())
+            send_now(self.rt, result.send, now())
         except Exception:
             log.exception("inbound %d: processing failed; the sweep will retry", inbound_id)
 

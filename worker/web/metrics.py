@@ -1,57 +1,240 @@
-"""Prometheus metrics, collected from the database at scrape time (no state in the web process)."""
+"""Prometheus metrics.
+
+Everything about messages and follow-ups is computed from the database at scrape time, so the
+figures are the same whichever web process is scraped and whatever number of workers on however
+many machines did the work; queue depths are read from the broker at scrape time. Only webhook
+latency is measured in the web process itself (a Histogram per process: scrape each one).
+
+Figures over "the last hour" are gauges (a gauge histogram for the lag): query them as they
+are, e.g. `histogram_quantile(0.95, checkin_due_to_sent_lag_seconds_bucket)`, not with rate().
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.services import ops
 from worker.services.runtime import Runtime
-from worker.store.models import FollowUp, Message
+from worker.store.models import FollowUp
+from worker.store.models import Message as Row
+
+#: Upper bounds (seconds) of the due-to-sent lag buckets.
+LAG_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+HOUR = timedelta(hours=1)
+#: The webhook routes timed, by path (a fixed set: no unbounded label values).
+WEBHOOK_ROUTES = {"/webhooks/twilio/sms": "sms", "/webhooks/twilio/status": "status"}
 
 
-class OutboxCollector(Collector):
+def _seconds_between(rt: Runtime, start: Any, end: Any) -> ColumnElement[Any]:
+    if rt.is_postgres:
+        return func.extract("epoch", end - start)
+    # SQLite stores the UTC instants as text; julianday() reads them as days.
+    return (func.julianday(end) - func.julianday(start)) * literal(86400.0)
+
+
+class DatabaseCollector(Collector):
+    """Outbox, lag, sends, errors, follow-ups and escalations, from the database; queue depths
+    from the broker."""
+
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
         now = datetime.now(UTC)
+        with self.rt.sessions() as session:
+            box = ops.outbox(session, now)
+            recent = ops.recent(session, now, HOUR)
+            lag = self._lag(session, now)
+            followups = session.execute(
+                select(FollowUp.severity, FollowUp.status, func.count())
+                .where(FollowUp.status != "resolved")
+                .group_by(FollowUp.severity, FollowUp.status)
+            ).all()
+            escalated = session.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(FollowUp.page_count - 1), 0),
+                ).where(
+                    FollowUp.severity == "urgent",
+                    FollowUp.status != "resolved",
+                    FollowUp.page_count > 1,
+                )
+            ).one()
+        yield from self._outbox(box)
+        yield from self._recent(recent)
+        yield lag
+        yield from self._followups(followups, escalated)
+        yield from self._queues()
+
+    def _outbox(self, box: ops.Outbox) -> Iterator[Metric]:
         by_status = GaugeMetricFamily(
             "checkin_outbox_messages", "Outbound messages by status", labels=["status"]
         )
-        oldest = GaugeMetricFamily(
-            "checkin_oldest_due_unsent_seconds", "Age of the oldest due message not yet sent"
-        )
-        followups = GaugeMetricFamily(
-            "checkin_open_followups", "Open follow-ups by severity", labels=["severity"]
-        )
-        with self.rt.sessions() as session:
-            for status, count in session.execute(
-                select(Message.status, func.count()).group_by(Message.status)
-            ):
-                by_status.add_metric([status], count)
-            due = session.scalar(
-                select(func.min(Message.due_at)).where(
-                    Message.status.in_(("scheduled", "queued", "sending")), Message.due_at <= now
-                )
-            )
-            oldest.add_metric([], (now - due).total_seconds() if due else 0.0)
-            for severity, count in session.execute(
-                select(FollowUp.severity, func.count())
-                .where(FollowUp.status != "resolved")
-                .group_by(FollowUp.severity)
-            ):
-                followups.add_metric([severity], count)
+        for status, count in box.by_status.items():
+            by_status.add_metric([status], count)
         yield by_status
+        oldest = GaugeMetricFamily(
+            "checkin_oldest_due_unsent_seconds",
+            "Age of the oldest message that is due and not yet sent (scheduled, queued, sending)",
+        )
+        oldest.add_metric([], box.oldest_due_unsent_seconds)
         yield oldest
-        yield followups
+
+    def _recent(self, recent: dict[str, Any]) -> Iterator[Metric]:
+        sent = GaugeMetricFamily(
+            "checkin_sent_last_hour", "Messages sent in the last hour", labels=["channel"]
+        )
+        for channel, count in recent["sent"].items():
+            sent.add_metric([channel], count)
+        yield sent
+        failed = GaugeMetricFamily(
+            "checkin_failed_last_hour",
+            "Messages that failed (permanently, or out of retries) or were reported undelivered "
+            "in the last hour",
+            labels=["status"],
+        )
+        failed.add_metric(["failed"], recent["failed"])
+        failed.add_metric(["undelivered"], recent["undelivered"])
+        yield failed
+        errors = GaugeMetricFamily(
+            "checkin_provider_errors_last_hour",
+            "Messages whose latest provider error code was recorded in the last hour, by code",
+            labels=["code"],
+        )
+        for code, count in recent["errors_by_code"].items():
+            errors.add_metric([code], count)
+        yield errors
+
+    def _lag(self, session: Any, now: datetime) -> Metric:
+        since = now - HOUR
+        lag = _seconds_between(self.rt, Row.due_at, Row.sent_at)
+        columns = [func.count(), func.coalesce(func.sum(lag), 0.0)]
+        columns += [func.coalesce(func.sum(case((lag <= le, 1), else_=0)), 0) for le in LAG_BUCKETS]
+        row = session.execute(
+            select(*columns).where(
+                Row.status.in_(("sent", "delivered", "undelivered")),
+                Row.due_at >= since - ops.LOOKBACK,
+                Row.sent_at >= since,
+            )
+        ).one()
+        total, lag_sum, *cumulative = row
+        buckets = [(str(le), int(n)) for le, n in zip(LAG_BUCKETS, cumulative, strict=True)]
+        buckets.append(("+Inf", int(total)))
+        family = GaugeHistogramMetricFamily(
+            "checkin_due_to_sent_lag_seconds",
+            "Seconds from a message's due time to the provider accepting it, for messages sent "
+            "in the last hour (due time after any retry backoff or quiet-hours move)",
+            labels=[],
+        )
+        family.add_metric([], buckets, float(lag_sum))
+        return family
+
+    def _followups(self, rows: Any, escalated: Any) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "checkin_open_followups",
+            "Follow-ups not resolved, by severity and status (open or acknowledged)",
+            labels=["severity", "status"],
+        )
+        seen = {(sev, st): int(n) for sev, st, n in rows}
+        for severity in ("urgent", "high", "routine"):
+            for status in ("open", "acknowledged"):
+                family.add_metric([severity, status], seen.pop((severity, status), 0))
+        for (severity, status), count in seen.items():
+            family.add_metric([severity, status], count)
+        yield family
+        count, repages = escalated
+        items = GaugeMetricFamily(
+            "checkin_escalated_followups",
+            "Urgent follow-ups not resolved that were re-paged because nobody acknowledged them",
+        )
+        items.add_metric([], int(count))
+        yield items
+        pages = GaugeMetricFamily(
+            "checkin_escalation_pages",
+            "Re-pages sent for urgent follow-ups that are not resolved",
+        )
+        pages.add_metric([], int(repages))
+        yield pages
+
+    def _queues(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("checkin_broker_up", "1 when the broker answered this scrape")
+        depth = GaugeMetricFamily(
+            "checkin_queue_depth",
+            "Tasks waiting in each Celery queue; `unacked`: taken by a worker, not finished",
+            labels=["queue"],
+        )
+        if self.rt.redis is None:
+            up.add_metric([], 0)
+            yield up
+            return
+        import redis
+
+        try:
+            depths = ops.queue_depths(self.rt.redis)
+        except redis.RedisError:
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for queue, n in depths.items():
+            depth.add_metric([queue], n)
+        yield up
+        yield depth
 
 
-def render_metrics(rt: Runtime) -> tuple[bytes, str]:
+def webhook_histogram(registry: CollectorRegistry) -> Histogram:
+    return Histogram(
+        "checkin_webhook_seconds",
+        "Time to answer a Twilio webhook, in this web process",
+        labelnames=["route", "code"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+        registry=registry,
+    )
+
+
+class WebhookTimer:
+    """ASGI middleware: observes how long each Twilio webhook takes to answer."""
+
+    def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = WEBHOOK_ROUTES.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = "500"
+
+        async def timed_send(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = str(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            self.histogram.labels(route, code).observe(time.perf_counter() - started)
+
+
+def render_metrics(rt: Runtime, process: CollectorRegistry | None = None) -> tuple[bytes, str]:
+    """The exposition: the database and broker figures, plus `process` (this web process's own
+    metrics, e.g. webhook latency) when given."""
     registry = CollectorRegistry()
-    registry.register(OutboxCollector(rt))
-    return generate_latest(registry), "text/plain; version=0.0.4; charset=utf-8"
+    registry.register(DatabaseCollector(rt))
+    body = generate_latest(registry)
+    if process is not None:
+        body += generate_latest(process)
+    return body, "text/plain; version=0.0.4; charset=utf-8"

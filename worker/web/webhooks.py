@@ -9,7 +9,7 @@ response goes back at once, before any processing.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
@@ -78,7 +78,7 @@ def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRou
             from_=sender[:320],
             to=(params.get("To") or "")[:320] or None,
             body=params.get("Body", ""),
-            now=datetime.now(UTC),
+            now=settings.now(),
         )
         if new:
             sink.submit(inbound_id)
@@ -92,7 +92,7 @@ def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRou
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
         status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
         code = params.get("ErrorCode") or None
-        apply_status(rt, sid, status, code, datetime.now(UTC))
+        apply_status(rt, sid, status, code, settings.now())
         # 200 even for an unknown id, or Twilio retries it for no gain (STYLE.md 2).
         return Response(status_code=200)
 

@@ -1,0 +1,583 @@
+"""REPORT.md from the stored results: the machine, the versions, the medians of the runs against
+the targets, per-benchmark detail, and the hand-written analysis (bench/ANALYSIS.md) inlined."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from bench.stats import median
+
+HERE = Path(__file__).resolve().parent
+ANALYSIS = HERE / "ANALYSIS.md"
+WORKER_MB = 250
+
+
+def _get(d: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def med(runs: Iterable[Any], *path: str) -> float | None:
+    return median([_get(r, *path) for r in runs])
+
+
+def med_of(runs: Iterable[Any], fn: Callable[[Any], float | None]) -> float | None:
+    values = []
+    for r in runs:
+        try:
+            values.append(fn(r))
+        except (TypeError, ZeroDivisionError, KeyError):
+            values.append(None)
+    return median(values)
+
+
+def fmt(v: Any, nd: int = 1, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        text = f"{v:,.{nd}f}"
+    elif isinstance(v, int):
+        text = f"{v:,}"
+    else:
+        text = str(v)
+    return text + unit
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _verdict(value: float | None, target: float, higher_is_better: bool) -> str:
+    if value is None:
+        return "not measured"
+    if higher_is_better:
+        if value >= target:
+            return "met"
+        return (
+            f"**missed**: {value / target:.0%} of target ({target / value:.1f}× short)"
+            if value > 0
+            else "**missed**"
+        )
+    if value <= target:
+        return "met"
+    return f"**missed**: {value / target:.1f}× the limit"
+
+
+def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+
+    plan = _get(b, "planning", "result", "databases") or {}
+    for kind in ("sqlite", "postgres"):
+        runs = _get(plan, kind, "runs")
+        v = med(runs, "per_second") if runs else None
+        rows.append(
+            (f"Planning, {kind}: occurrences/s", "≥ 20,000", fmt(v, 0), _verdict(v, 20_000, True))
+        )
+
+    d = _get(b, "dispatch", "runs") or []
+    slow = med(d, "system_200ms", "per_second_sustained")
+    rows.append(
+        ("Dispatch at 200 ms: messages/s sustained", "≥ 300", fmt(slow), _verdict(slow, 300, True))
+    )
+    ratio = med_of(
+        d,
+        lambda r: (
+            r["system_200ms"]["per_second_sustained"] / r["naive_200ms"]["per_second_sustained"]
+        ),
+    )
+    rows.append(
+        (
+            "Dispatch at 200 ms vs one task per message",
+            "≥ 20×",
+            fmt(ratio, 1, "×"),
+            _verdict(ratio, 20, True),
+        )
+    )
+    share = med_of(
+        d, lambda r: r["system_0ms"]["per_second_sustained"] / r["emulator_alone"]["per_second"]
+    )
+    rows.append(
+        (
+            "Dispatch at 0 ms vs the emulator alone",
+            "≥ 50 %",
+            fmt(None if share is None else 100 * share, 0, " %"),
+            _verdict(share, 0.5, True),
+        )
+    )
+
+    p = [r for r in _get(b, "pacing", "runs") or [] if "skipped" not in r]
+    peak = med(p, "share_0", "max_in_any_1s_window")
+    avg = med(p, "share_0", "average_per_second")
+    rows.append(
+        ("Pacing at 50/s: most in any 1 s window", "≤ 50", fmt(peak, 0), _verdict(peak, 50, False))
+    )
+    rows.append(("Pacing at 50/s: average per second", "≥ 45", fmt(avg), _verdict(avg, 45, True)))
+
+    u = _get(b, "urgent", "runs") or []
+    p99 = med(u, "both", "p99_ms")
+    rows.append(
+        (
+            "Urgent during a 20,000 bulk backlog: p99 (reply and page)",
+            "≤ 2,000 ms",
+            fmt(p99, 0, " ms"),
+            _verdict(p99, 2000, False),
+        )
+    )
+
+    i = _get(b, "inbound", "runs") or []
+    cap = med(i, "capacity", "per_second")
+    rows.append(("Inbound webhooks: requests/s", "≥ 300", fmt(cap), _verdict(cap, 300, True)))
+    ip99 = med(i, "at_target_rate", "p99_ms")
+    rows.append(
+        (
+            "Inbound at 300/s offered: p99",
+            "≤ 100 ms",
+            fmt(ip99, 0, " ms"),
+            _verdict(ip99, 100, False),
+        )
+    )
+    lost = (
+        max(
+            (_get(r, "lost") or 0)
+            + (_get(r, "capacity", "errors") or 0)
+            + (_get(r, "at_target_rate", "errors") or 0)
+            for r in i
+        )
+        if i
+        else None
+    )
+    rows.append(
+        (
+            "Inbound: lost or refused",
+            "0",
+            fmt(lost),
+            _verdict(lost, 0, False) if lost is not None else "not measured",
+        )
+    )
+
+    peaks = memory(b)
+    worker_peak = max((v for k, v in peaks.items() if k.startswith("worker-")), default=None)
+    rows.append(
+        (
+            "Worker peak memory per process (VmHWM)",
+            f"≤ {WORKER_MB} MB",
+            fmt(worker_peak, 0, " MB"),
+            _verdict(worker_peak, WORKER_MB, False),
+        )
+    )
+    return rows
+
+
+def memory(b: dict[str, Any]) -> dict[str, float]:
+    """The highest VmHWM seen for each process role over every run of every benchmark."""
+    out: dict[str, float] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "peak_mb" and isinstance(v, dict):
+                    for role, mb in v.items():
+                        out[role] = max(out.get(role, 0.0), float(mb))
+                else:
+                    visit(v)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    visit(b)
+    return dict(sorted(out.items()))
+
+
+# ---------------------------------------------------------------- detail sections
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _runs_note(entry: dict[str, Any]) -> str:
+    n = len(entry.get("runs") or []) or entry.get("result", {}).get("runs_per_database", 1)
+    mode = "quick sizes (preliminary)" if entry.get("quick") else "full sizes"
+    return f"_{mode}; {n} run(s), medians shown; finished {entry.get('finished', '?')}._"
+
+
+def section_planning(e: dict[str, Any]) -> list[str]:
+    r = e["result"]
+    lines = [
+        "## Planning",
+        "",
+        _runs_note(e),
+        "",
+        f"`plan(rt, now)` for {r['patients']:,} patients, horizon {r['horizon_hours']} h "
+        "(every run starts from no planned rows).",
+        "",
+    ]
+    rows = []
+    for kind, d in r["databases"].items():
+        runs = d["runs"]
+        rows.append(
+            [
+                kind,
+                fmt(runs[0]["occurrences"]),
+                fmt(med(runs, "seconds"), 2, " s"),
+                fmt(med(runs, "per_second"), 0),
+                ", ".join(fmt(x["per_second"], 0) for x in runs),
+                fmt(med(runs, "per_planner_cpu_second"), 0),
+                fmt(med(runs, "database_server_cpu_seconds"), 2, " s")
+                if kind != "sqlite"
+                else "(in the planner)",
+            ]
+        )
+    lines += _table(
+        [
+            "database",
+            "occurrences",
+            "median time",
+            "median occ/s",
+            "each run",
+            "occ per planner CPU second",
+            "server CPU",
+        ],
+        rows,
+    )
+    if r.get("note"):
+        lines += ["", r["note"]]
+    return lines
+
+
+def section_dispatch(e: dict[str, Any]) -> list[str]:
+    runs = e["runs"]
+    first = runs[0]
+    lay = first.get("layout", {})
+    lines = [
+        "## Dispatch end to end",
+        "",
+        _runs_note(e),
+        "",
+        f"Database: {first.get('database')}. Layout: urgent worker {lay.get('urgent_worker_threads')} "
+        f"threads, {lay.get('bulk_worker_processes', 1)} bulk worker process(es) with {lay.get('bulk_worker_threads')} threads and "
+        f"`CHECKIN_SEND_CONCURRENCY={lay.get('send_concurrency')}`, beat every "
+        f"{lay.get('tick_seconds')} s, dispatch batch {lay.get('dispatch_batch_size')}, chunks of "
+        f"{lay.get('send_chunk_size')}, pacing off (`CHECKIN_SMS_RATE={lay.get('sms_rate')}`), log "
+        f"level {lay.get('loglevel')}. Simplest design: {first.get('naive_200ms', {}).get('processes')} "
+        "prefork processes, one task per message.",
+        "",
+    ]
+    rows = []
+    for key, label in (
+        ("system_0ms", "system, emulator at 0 ms"),
+        ("system_200ms", "system, emulator at 200 ms"),
+        ("naive_0ms", "one task per message, 0 ms"),
+        ("naive_200ms", "one task per message, 200 ms"),
+    ):
+        rows.append(
+            [
+                label,
+                fmt(_get(first, key, "messages")),
+                fmt(med(runs, key, "per_second_sustained")),
+                fmt(med(runs, key, "per_second_total")),
+                fmt(med(runs, key, "first_accept_after"), 2, " s"),
+                fmt(max(_get(r, key, "duplicates") or 0 for r in runs)),
+                fmt(med(runs, key, "cpu_ms_per_message", "machine (all processes)"), 1),
+            ]
+        )
+    rows.append(
+        [
+            "emulator alone (4 keep-alive client threads)",
+            fmt(_get(first, "emulator_alone", "messages")),
+            fmt(med(runs, "emulator_alone", "per_second")),
+            "",
+            "",
+            "",
+            "",
+        ]
+    )
+    lines += _table(
+        [
+            "",
+            "messages",
+            "median msg/s sustained",
+            "median msg/s total",
+            "first accept after t0",
+            "duplicates",
+            "machine CPU ms/msg",
+        ],
+        rows,
+    )
+    lines += ["", "CPU milliseconds per message by process (median over runs):", ""]
+    procs = sorted(
+        {k for r in runs for k in (_get(r, "system_0ms", "cpu_ms_per_message") or {})}
+        | {k for r in runs for k in (_get(r, "system_200ms", "cpu_ms_per_message") or {})}
+    )
+    lines += _table(
+        ["process", "system 0 ms", "system 200 ms", "one task per message 200 ms"],
+        [
+            [
+                p,
+                fmt(med(runs, "system_0ms", "cpu_ms_per_message", p), 2),
+                fmt(med(runs, "system_200ms", "cpu_ms_per_message", p), 2),
+                fmt(med(runs, "naive_200ms", "cpu_ms_per_message", p), 2),
+            ]
+            for p in procs
+        ],
+    )
+    return lines
+
+
+def section_pacing(e: dict[str, Any]) -> list[str]:
+    runs = [r for r in e["runs"] if "skipped" not in r]
+    lines = ["## Pacing", "", _runs_note(e), ""]
+    if not runs:
+        lines.append(f"Skipped: {e['runs'][0].get('skipped') if e['runs'] else 'no runs'}.")
+        return lines
+    first = runs[0]
+    lines += [
+        f"{first['messages']:,} due check-ins, `CHECKIN_SMS_RATE=50`, emulator at "
+        f"{first['latency_ms']:.0f} ms; arrivals timestamped by the emulator; windows are "
+        "sliding (every [t, t+1 s)).",
+        "",
+    ]
+    rows = []
+    for key, label in (
+        ("share_0", "`CHECKIN_URGENT_SHARE=0` (all of the rate for bulk)"),
+        ("default_share", "default urgent share 0.2 (bulk may use 40/s)"),
+    ):
+        rows.append(
+            [
+                label,
+                fmt(max(_get(r, key, "max_in_any_1s_window") or 0 for r in runs)),
+                fmt(med(runs, key, "average_per_second"), 2),
+                fmt(max(_get(r, key, "max_in_any_100ms_window") or 0 for r in runs)),
+                " ".join(str(x) for x in (_get(first, key, "per_clock_second") or [])[:30]),
+            ]
+        )
+    lines += _table(
+        [
+            "variant",
+            "most in any 1 s (all runs)",
+            "median average/s",
+            "most in any 100 ms (all runs)",
+            "per clock second (first run)",
+        ],
+        rows,
+    )
+    return lines
+
+
+def section_urgent(e: dict[str, Any]) -> list[str]:
+    runs = e["runs"]
+    first = runs[0]
+    lines = [
+        "## Urgent latency during a bulk backlog",
+        "",
+        _runs_note(e),
+        "",
+        f"{first['backlog']:,} due check-ins released at once (emulator at "
+        f"{first['latency_ms']:.0f} ms); once bulk sending is under way, {first['crises']} patients "
+        "text a crisis message one after another (after one more, not counted, that warms the path). Latency: signed webhook posted → the emulator "
+        "answered 201 to the crisis reply / to the on-call page. With this few samples p99 is "
+        "the slowest one or two.",
+        "",
+    ]
+    rows = [
+        [
+            label,
+            fmt(med(runs, key, "p50_ms"), 0, " ms"),
+            fmt(med(runs, key, "p99_ms"), 0, " ms"),
+            fmt(max(_get(r, key, "max_ms") or 0 for r in runs), 0, " ms"),
+        ]
+        for key, label in (
+            ("crisis_reply", "crisis reply"),
+            ("page", "on-call page"),
+            ("both", "both sent"),
+        )
+    ]
+    lines += _table(["", "median p50", "median p99", "max (all runs)"], rows)
+    lines += [
+        "",
+        f"Bulk still pending after the last crisis (median): "
+        f"{fmt(med(runs, 'bulk_pending_after_last_crisis'), 0)}; the backlog outlasted the "
+        f"measurement in {sum(1 for r in runs if r.get('backlog_outlasted_measurement'))} of "
+        f"{len(runs)} runs. The first crisis after start-up (kept apart: lazy imports, template "
+        f"compilation, new connections): reply {fmt(med(runs, 'first_after_start', 'reply_ms'), 0, ' ms')}, "
+        f"page {fmt(med(runs, 'first_after_start', 'page_ms'), 0, ' ms')} (median). "
+        f"Bulk rate meanwhile: {fmt(med(runs, 'bulk_per_second_during'))} msg/s. "
+        f"Crises never answered: {sum(r.get('missing', 0) for r in runs)}.",
+    ]
+    return lines
+
+
+def section_inbound(e: dict[str, Any]) -> list[str]:
+    runs = e["runs"]
+    lines = [
+        "## Inbound webhooks",
+        "",
+        _runs_note(e),
+        "",
+        "The web app (one uvicorn process) with the urgent worker and beat processing every "
+        "reply. Capacity: 16 keep-alive clients in a closed loop. At the target: 300 requests/s "
+        "on a fixed schedule, latency from each request's scheduled time.",
+        "",
+    ]
+    rows = [
+        [
+            "capacity (closed loop)",
+            fmt(med(runs, "capacity", "per_second")),
+            fmt(med(runs, "capacity", "p50_ms"), 1, " ms"),
+            fmt(med(runs, "capacity", "p99_ms"), 1, " ms"),
+            fmt(sum(_get(r, "capacity", "errors") or 0 for r in runs)),
+        ],
+        [
+            "300/s offered (open loop)",
+            fmt(med(runs, "at_target_rate", "achieved_per_second")),
+            fmt(med(runs, "at_target_rate", "p50_ms"), 1, " ms"),
+            fmt(med(runs, "at_target_rate", "p99_ms"), 1, " ms"),
+            fmt(sum(_get(r, "at_target_rate", "errors") or 0 for r in runs)),
+        ],
+    ]
+    lines += _table(
+        ["", "median requests/s", "median p50", "median p99", "errors (all runs)"], rows
+    )
+    lines += [
+        "",
+        "Nothing lost: "
+        + "; ".join(
+            f"run {k + 1}: {r['sent']:,} sent, {r['answered_200']:,} answered 200, "
+            f"{r['stored']:,} stored, {r['processed']:,} processed"
+            for k, r in enumerate(runs)
+        )
+        + ".",
+    ]
+    return lines
+
+
+def section_memory(b: dict[str, Any]) -> list[str]:
+    peaks = memory(b)
+    lines = [
+        "## Peak memory per process",
+        "",
+        "VmHWM from `/proc/<pid>/status` at the end of each run; the highest over all runs of all benchmarks.",
+        "",
+    ]
+    lines += _table(["process", "peak MB"], [[k, fmt(v, 0)] for k, v in peaks.items()])
+    return lines
+
+
+def section_profile(e: dict[str, Any]) -> list[str]:
+    r = e["result"]
+    lines = ["## Profiles (stdlib cProfile)", "", _runs_note(e), ""]
+    s, p, w = r.get("send"), r.get("plan"), r.get("web")
+    if s:
+        lines += [
+            f"**Send path** (`send_many`, one thread, {s['database']}, emulator at 0 ms): "
+            f"{s['cpu_ms_per_message']} ms CPU and {s['wall_ms_per_message']} ms wall per message "
+            f"without the profiler; {s['sql_statements_per_message']} SQL statements per message.",
+            "",
+        ]
+        lines += _table(
+            ["library", "% of own time"],
+            [[k, fmt(v)] for k, v in s["by_library"].items() if v >= 0.5],
+        )
+        lines.append("")
+    if p:
+        lines += [
+            f"**Planning** (`plan`, {p['patients']:,} patients, {p['database']}): "
+            f"{fmt(p['per_second'], 0)} occurrences/s, {p['cpu_ms_per_occurrence']} ms CPU and "
+            f"{p['sql_statements_per_occurrence']} SQL statements per occurrence.",
+            "",
+        ]
+        lines += _table(
+            ["library", "% of own time"],
+            [[k, fmt(v)] for k, v in p["by_library"].items() if v >= 0.5],
+        )
+        lines.append("")
+    if w:
+        lines += [
+            f"**Web app under inbound load** ({w['database']}, {w['load']['requests']} requests, "
+            f"{fmt(w['load']['per_second'])} requests/s under the profiler): the webhook handler takes "
+            f"{w['handler_ms_per_request']} ms per request, of which {w['blocking_db_ms_per_request']} ms "
+            f"storing the row and {w['blocking_broker_ms_per_request']} ms handing it to the broker, "
+            "both blocking calls made inside the event loop.",
+            "",
+        ]
+        lines += _table(
+            ["library", "% of own time"],
+            [[k, fmt(v)] for k, v in w["by_library"].items() if v >= 0.5],
+        )
+    return lines
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "planning": section_planning,
+    "dispatch": section_dispatch,
+    "pacing": section_pacing,
+    "urgent": section_urgent,
+    "inbound": section_inbound,
+    "profile": section_profile,
+}
+
+
+def render(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    b = results.get("benchmarks", {})
+    machine = meta.get("machine", {})
+    versions = meta.get("versions", {})
+    quick = any(e.get("quick") for e in b.values())
+    busy = [e.get("load_at_start") for e in b.values() if e.get("load_at_start") is not None]
+    lines = [
+        "# Benchmarks",
+        "",
+        "_Generated by `python -m bench.run` (`make bench`) from `bench/results/latest.json`; "
+        "edit `bench/ANALYSIS.md`, not this file._",
+        "",
+    ]
+    if quick or (busy and max(busy) > 0.5):
+        lines += [
+            "> **Preliminary numbers.** "
+            + ("Some benchmarks ran with `--quick` sizes. " if quick else "")
+            + (
+                f"The machine was shared with other work (1-minute load average up to {max(busy):.1f} "
+                "when a benchmark started), so these figures are lower and noisier than on a quiet machine. "
+                if busy and max(busy) > 0.5
+                else ""
+            )
+            + "Run `make bench` on a quiet machine for the real figures.",
+            "",
+        ]
+    lines += ["## Machine and versions", ""]
+    lines += _table(
+        ["", ""],
+        [[k, str(v)] for k, v in machine.items()] + [[k, str(v)] for k, v in versions.items()],
+    )
+    lines += ["", "## Targets (medians)", ""]
+    lines += _table(["what", "target", "measured", "verdict"], [list(r) for r in target_rows(b)])
+    for name, fn in SECTIONS.items():
+        if name in b:
+            lines += ["", *fn(b[name])]
+    lines += ["", *section_memory(b)]
+    lines += ["", "## How to run", ""]
+    lines += [
+        "```sh",
+        "make bench                                  # everything, 3 runs each (about 20 minutes)",
+        ".venv/bin/python -m bench.run --quick       # small sizes, 1 run: checks the harness",
+        ".venv/bin/python -m bench.run --only dispatch --runs 5",
+        ".venv/bin/python -m bench.run --report-only # rewrite this file from the stored results",
+        "```",
+        "",
+        "PostgreSQL: `CHECKIN_BENCH_PG_URL` (default `CHECKIN_TEST_DATABASE_URL`, then "
+        "`postgresql+psycopg://postgres@127.0.0.1:5432/postgres`); each run creates and drops its "
+        "own database. Redis: a redis-server started per run. Raw results: `bench/results/*.json`; "
+        "the last run's process logs: `bench/results/logs/`.",
+    ]
+    lines += ["", "## Analysis", ""]
+    if ANALYSIS.exists():
+        lines += [ANALYSIS.read_text().strip()]
+    else:
+        lines += ["(bench/ANALYSIS.md is missing.)"]
+    return "\n".join(lines) + "\n"
