@@ -227,9 +227,9 @@ def test_workers_at_debug_level_log_no_secret_number_address_or_body(
         )
     smtp = smtp_server_factory(authenticator=RefuseAuth(), auth_require_tls=False)
     with TwilioEmulator(auth_token=TWILIO_TOKEN) as emulator:
-        # Half the sends meet a transient error (retried), one number is invalid (21211).
+        # A third of the sends meet a transient error (retried); one number is invalid (21211).
         emulator.configure(
-            error_rate=0.5,
+            error_rate=0.3,
             errors=[[429, 20429], [500, 20500]],
             numbers={"+12125550003": {"code": 21211, "status": 400}},
         )
