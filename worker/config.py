@@ -160,6 +160,8 @@ class Settings(BaseSettings):
     # Beyond CONTRACT.md: knobs a clinic or operator may want, with documented defaults.
     plan_horizon_hours: int = Field(default=48, ge=1, le=24 * 14)
     dispatch_batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Rows one dispatch cycle may claim (in batches of dispatch_batch_size); lower with pacing.
+    dispatch_max_per_cycle: int = Field(default=5000, ge=1, le=1_000_000)
     send_chunk_size: int = Field(default=20, ge=1, le=1000)
     send_concurrency: int = Field(default=32, ge=1, le=512)
     checkin_max_late_minutes: int = Field(default=240, ge=1)

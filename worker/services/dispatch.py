@@ -81,6 +81,19 @@ def stale_queued(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]
     return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio in rows]
 
 
+def claim_budget(rt: Runtime) -> int:
+    """How many rows one dispatch cycle may claim. With pacing on, no more than the senders can
+    take in a few ticks: rows claimed beyond that only wait at the limiter and go back to
+    `scheduled` (paced), churning the broker for nothing."""
+    s = rt.settings
+    budget = s.dispatch_max_per_cycle
+    if s.sms_rate > 0 and rt.settings.broker_url:
+        rates = [s.sms_rate, *s.sms_rate_per_sender.values()]
+        paced = int(max(rates) * s.tick_seconds * 4)
+        budget = min(budget, max(s.dispatch_batch_size, paced))
+    return budget
+
+
 def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
     """One dispatch cycle: reconcile, re-send stale, claim due, enqueue in chunks per queue."""
     result = DispatchResult()
@@ -91,7 +104,15 @@ def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
     stale = stale_queued(rt, now, limit)
     result.requeued = len(stale) + len(requeue.to_send)
     work += stale
-    claimed = claim_due(rt, now, limit)
+    claimed: list[tuple[int, str]] = []
+    budget = claim_budget(rt)
+    # Keep claiming while batches come back full: one batch per tick would cap the whole system
+    # at batch/tick (500 per 15 s = 33/s) however many workers wait.
+    while len(claimed) < budget:
+        batch = claim_due(rt, now, min(limit, budget - len(claimed)))
+        claimed += batch
+        if len(batch) < limit:
+            break
     result.claimed = len(claimed)
     work += claimed
     chunk = rt.settings.send_chunk_size

@@ -14,6 +14,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select, update
+from starlette.concurrency import run_in_threadpool
 
 from worker.config import Settings
 from worker.services.followups import raise_followup
@@ -72,7 +73,10 @@ def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRou
         sender = params.get("From")
         if not sid or not sender:
             raise HTTPException(400, "MessageSid and From are required")
-        inbound_id, new = receive_sms(
+        # The database write and the broker hand-off block: run them in the threadpool so the
+        # event loop keeps accepting requests while they wait.
+        inbound_id, new = await run_in_threadpool(
+            receive_sms,
             rt,
             sid=sid[:64],
             from_=sender[:320],
@@ -81,7 +85,7 @@ def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRou
             now=settings.now(),
         )
         if new:
-            sink.submit(inbound_id)
+            await run_in_threadpool(sink.submit, inbound_id)
         else:
             log.info("inbound %d: repeated MessageSid ignored", inbound_id)
         return Response(TWIML_EMPTY, media_type="application/xml")
@@ -92,7 +96,7 @@ def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRou
         sid = params.get("MessageSid") or params.get("SmsSid") or ""
         status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
         code = params.get("ErrorCode") or None
-        apply_status(rt, sid, status, code, settings.now())
+        await run_in_threadpool(apply_status, rt, sid, status, code, settings.now())
         # 200 even for an unknown id, or Twilio retries it for no gain (STYLE.md 2).
         return Response(status_code=200)
 
