@@ -413,6 +413,14 @@ def _gap_end(local: datetime, tzinfo: ZoneInfo) -> datetime:
     return transition
 
 
+@lru_cache(maxsize=4096)
+def _stored_rule(rrule: str) -> str:
+    # A clinic has a few hundred distinct rules and the planner expands them for every schedule
+    # on every run; validating each again was over half the planner's time (bench/ANALYSIS.md).
+    # parse_rrule is pure, so its answer for a given text never changes.
+    return parse_rrule(rrule)
+
+
 def occurrences(
     rrule: str, tz: str, start: date, until: date | None, after: datetime, before: datetime
 ) -> list[Occurrence]:
@@ -430,7 +438,7 @@ def occurrences(
         raise ValueError("occurrences needs aware `after` and `before` datetimes")
     # Compare instants in UTC: aware datetimes sharing a ZoneInfo compare by wall clock.
     after, before = after.astimezone(UTC), before.astimezone(UTC)
-    body = parse_rrule(rrule)
+    body = _stored_rule(rrule)
     tzinfo = zone(tz)
     if before <= after or (until is not None and until < start):
         return []
