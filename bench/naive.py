@@ -44,7 +44,7 @@ app.conf.update(
 _renderer: Renderer | None = None
 
 
-@app.task(name="naive.send", ignore_result=True)
+@app.task(name="naive.send", ignore_result=True)  # type: ignore[untyped-decorator]
 def send(message_id: int) -> str:
     global _renderer
     if _renderer is None:

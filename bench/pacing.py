@@ -41,7 +41,7 @@ def paced_run(kind: str, n: int, urgent_share: str | None) -> dict[str, Any]:
         env["CHECKIN_URGENT_SHARE"] = urgent_share
     with stack(kind, LATENCY_MS) as st:
         seed_due(st, n)
-        start_system(st, **env)
+        start_system(st, env=env)
         meter = CpuMeter(st)
         meter.start()
         t0 = time.time()

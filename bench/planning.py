@@ -53,7 +53,7 @@ def _runtime(url: str) -> Any:
     settings = Settings(
         database_url=url,
         plan_horizon_hours=HORIZON_HOURS,
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     sink = io.StringIO()
     return build_runtime(settings, channels=Channels(ConsoleSms(sink), ConsoleEmail(sink)))

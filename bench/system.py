@@ -74,7 +74,7 @@ def utcnow() -> datetime:
 
 def driver_runtime(url: str, **overrides: Any) -> Runtime:
     """A runtime in the benchmark driver, for seeding and reading (console channels)."""
-    settings = Settings(database_url=url, _env_file=None, **overrides)  # type: ignore[call-arg]
+    settings = Settings(database_url=url, _env_file=None, **overrides)
     sink = io.StringIO()
     return build_runtime(
         settings, channels=Channels(ConsoleSms(sink), ConsoleEmail(sink)), pool_size=2
@@ -98,14 +98,18 @@ def seed_due(st: Stack, n: int, first: int = 1) -> None:
 
 
 def start_system(
-    st: Stack, workers: tuple[str, ...] = ("urgent", "bulk", "beat"), **env: str
+    st: Stack,
+    workers: tuple[str, ...] = ("urgent", "bulk", "beat"),
+    env: dict[str, str] | None = None,
 ) -> None:
+    """Start the workers (and wait until they answer a ping), then beat. `env` is added to the
+    processes' environment (and may override the layout's CHECKIN_SMS_RATE)."""
     lay = layout()
     st.procs.env = st.env(
         CHECKIN_TICK_SECONDS=str(lay["tick_seconds"]),
         CHECKIN_SEND_CONCURRENCY=str(lay["send_concurrency"]),
         CHECKIN_DISPATCH_BATCH_SIZE=str(lay["dispatch_batch_size"]),
-        **{"CHECKIN_SMS_RATE": lay["sms_rate"], **env},
+        **{"CHECKIN_SMS_RATE": lay["sms_rate"], **(env or {})},
     )
     nodes = 0
     if "urgent" in workers:

@@ -96,7 +96,7 @@ def run(quick: bool, run_index: int, kind: str) -> dict[str, Any]:
         cpu = meter.stop()
         peaks = st.procs.peaks()
     bulk_pending = sum(statuses.get(s, 0) for s in ("scheduled", "queued", "sending"))
-    out = {
+    out: dict[str, Any] = {
         "database": kind,
         "backlog": backlog,
         "crises": crises,
