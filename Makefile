@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install demo clean bench
+.PHONY: run test lint typecheck check install demo clean bench faults
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/faults $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench
@@ -35,6 +35,11 @@ lint: $(STAMP)
 # Benchmarks (bench/): minutes, not seconds; writes bench/REPORT.md. BENCH_ARGS=--quick for a check.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Fault-injection suite (tests/faults): real processes under each fault, 2,000+ messages a run,
+# one summary line per fault; about a quarter of an hour. Not part of `make test`.
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -m faults -s $(PYTEST_ARGS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

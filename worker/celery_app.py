@@ -51,6 +51,7 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
             "checkin.dispatch": {"queue": "urgent"},
             "checkin.send": {"queue": "bulk"},
             "checkin.inbound": {"queue": "urgent"},
+            "checkin.inbound_unstored": {"queue": "urgent"},
             "checkin.escalate": {"queue": "urgent"},
         },
         beat_schedule={

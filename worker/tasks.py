@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery import Celery
@@ -21,6 +21,10 @@ from worker.services.runtime import Runtime, build_runtime
 log = logging.getLogger(__name__)
 
 INBOUND_SWEEP_AFTER = timedelta(seconds=30)
+# A reply the web app handed over unstored is tried every few seconds until the database
+# answers; after a day it is given up (logged at ERROR).
+UNSTORED_RETRY_SECONDS = 5
+UNSTORED_GIVE_UP = timedelta(days=1)
 
 
 class _Process:
@@ -50,12 +54,14 @@ class _Process:
 
 
 def register(app: Celery, settings: Settings) -> None:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
     from worker.celery_app import send_task_options
     from worker.services.crisis import escalate
     from worker.services.dispatch import dispatch
     from worker.services.expiry import expire_checkins
     from worker.services.immediate import send_now
-    from worker.services.inbound import process_inbound, unprocessed
+    from worker.services.inbound import process_inbound, receive_sms, unprocessed
     from worker.services.plan import plan
     from worker.services.send import send_many
 
@@ -91,6 +97,28 @@ def register(app: Celery, settings: Settings) -> None:
         result = process_inbound(proc.runtime, int(inbound_id), utcnow())
         send_now(proc.runtime, result.send, utcnow())
         return result.outcome
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name="checkin.inbound_unstored", bind=True, ignore_result=True, max_retries=None
+    )
+    def inbound_unstored(
+        self: Any, sid: str, from_: str, to: str, body: str, received_at: str
+    ) -> str:
+        """A reply the web app could not store (the database was unreachable): store it with
+        the time it came in, once the database answers again, then process it as any other."""
+        received = datetime.fromisoformat(received_at)
+        try:
+            inbound_id, new = receive_sms(
+                proc.runtime, sid=sid, from_=from_, to=to or None, body=body, now=received
+            )
+        except (OperationalError, InterfaceError) as exc:
+            if utcnow() - received > UNSTORED_GIVE_UP:
+                log.error("an inbound reply could not be stored for %s; dropped", UNSTORED_GIVE_UP)
+                return "dropped"
+            raise self.retry(countdown=UNSTORED_RETRY_SECONDS, exc=exc) from None
+        if new:
+            inbound.apply_async(args=[inbound_id], queue="urgent", routing_key="urgent")
+        return "stored" if new else "duplicate"
 
     @app.task(name="checkin.escalate", ignore_result=True)  # type: ignore[untyped-decorator]
     def escalate_task() -> int:

@@ -7,11 +7,20 @@ proxy that can be cut), the Twilio emulator, an SMTP server and the web app in t
 (replies go through the `checkin.inbound` task, as in production), and beat, a bulk worker and
 an urgent worker as real child processes.
 
-The run: 2,000 patients with a check-in due now; 20 more whose check-in is due a minute later
-and who text STOP before it goes; 180 of the 2,000 reply to their check-in once it has arrived
-(answers, STOPs, crisis texts). The account is kept at the emulator, from what it accepted, by
-recipient and kind of message (check-in, acknowledgement, crisis reply, STOP confirmation, page),
-against what each patient should get exactly once.
+The run: 2,000 patients with a check-in due now; 20 more whose check-in falls due two minutes
+later and who text STOP before it goes; 180 of the 2,000 reply to their check-in once it has
+arrived (150 answers, 20 STOPs, 10 crisis texts): 200 inbound texts. Texts are delivered as
+Twilio delivers them to the webhook URL the README gives: signed, and not retried after an error
+answer. A supervisor restarts any process that dies on its own (compose's `restart:
+unless-stopped`) and counts it as a crash.
+
+The account is kept at the emulator, from what it accepted, by recipient and kind of message
+(check-in, acknowledgement, crisis reply, STOP confirmation, page), against what each recipient
+must get exactly once: expected, sent (expected and accepted), duplicates (accepted beyond
+that), lost (expected, never accepted), late (accepted more than `late_after` after it fell due
+or after the text it answers; reported, not failed), opt-out violations, crisis replies and
+pages. The database is checked against it: every accepted sid held by exactly one row, no row
+left queued, sending or unknown, and every answer stored as a response.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.embedded import free_port, redis_binary
 from worker.emulator import TwilioEmulator
+from worker.services.crisis import MAX_REPAGES, REPAGE_EVERY
 from worker.services.patients import add_patient
 from worker.services.plan import plan
 from worker.services.runtime import Runtime, build_runtime
@@ -52,7 +62,6 @@ from worker.services.schedules import add_schedule
 from worker.store.db import session_scope
 from worker.store.models import InboundMessage, Message, Response
 
-CLINIC = "Riverside Pain & Wellness"
 ZONE = "America/New_York"
 
 #: A message accepted later than this after it fell due (or after the text it answers) is late.
@@ -356,15 +365,17 @@ class FaultRun:
         self.patients: list[Patient] = []
         self.n_due = 0
         self.procs = Procs({}, tmp_path)
-        self.workers: dict[str, subprocess.Popen[bytes]] = {}
-        self.beats: list[subprocess.Popen[bytes]] = []
+        #: The running processes by service (urgent, bulk, beat1, ...): argv and process.
+        self.services: dict[str, tuple[tuple[str, ...], subprocess.Popen[bytes]]] = {}
+        self._services_lock = threading.Lock()
+        self.crashes: list[str] = []
+        self._threads: list[threading.Thread] = []
         self.emulator: TwilioEmulator | None = None
         self.clinic: Clinic | None = None
         self.smtp: _Smtp | None = None
         self.rt: Runtime | None = None
         self.t0: datetime | None = None  # when beat started: nothing can go before it
         self._stop = threading.Event()
-        self._replier: threading.Thread | None = None
         self._reply_errors: list[str] = []
         self.started = time.monotonic()
         self.timeline: list[str] = []
@@ -409,8 +420,8 @@ class FaultRun:
 
     def close(self) -> None:
         self._stop.set()
-        if self._replier is not None:
-            self._replier.join(30)
+        for thread in self._threads:
+            thread.join(30)
         self.procs.close()
         for thing in (self.clinic, self.smtp, self.emulator):
             if thing is not None:
@@ -537,32 +548,48 @@ class FaultRun:
 
     def start_worker(self, queue: str, name: str) -> None:
         concurrency = "4" if queue == "urgent" else "2"
-        self.workers[queue] = self.procs.start(
-            "worker", "-Q", queue, "-c", concurrency, "--name", name, log=f"{name}.log"
-        )
-        self.note(f"worker {name} started")
+        self._spawn(queue, name, "worker", "-Q", queue, "-c", concurrency, "--name", name)
 
     def start_beat(self, name: str = "beat") -> None:
-        schedule = str(self.tmp / f"{name}-schedule")
-        self.beats.append(self.procs.start("beat", "--schedule-file", schedule, log=f"{name}.log"))
+        self._spawn(name, name, "beat", "--schedule-file", str(self.tmp / f"{name}-schedule"))
+
+    def _spawn(self, service: str, name: str, *args: str) -> None:
+        with self._services_lock:
+            self.services[service] = (args, self.procs.start(*args, log=f"{name}.log"))
         self.note(f"{name} started")
 
     def start(self, beats: int = 1) -> None:
-        """Workers first, then the early STOPs, processed, then beat(s): the STOPs are in before
-        any dispatch can claim the check-ins they are about. Replies start as check-ins arrive."""
+        """Workers and beat(s), then the early STOPs (their check-ins fall due two minutes
+        later), then replies as check-ins arrive. A supervisor restarts any process that exits
+        on its own, as compose's `restart: unless-stopped` does in production; each such exit is
+        counted as a crash."""
         self.start_worker("urgent", "urgent")
         self.start_worker("bulk", "bulk")
-        self.send_early_stops()
         self.t0 = self.clock()
         for n in range(beats):
             self.start_beat(f"beat{n + 1}")
-        self._replier = threading.Thread(target=self._reply_loop, name="replies", daemon=True)
-        self._replier.start()
+        self.send_early_stops()
+        for target, name in ((self._reply_loop, "replies"), (self._supervise, "supervisor")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def restart_worker(self, queue: str, name: str, sig: int = signal.SIGKILL) -> None:
-        self.procs.kill(self.workers[queue], sig)
+        with self._services_lock:
+            _args, proc = self.services.pop(queue)
+        self.procs.kill(proc, sig)
         self.note(f"{queue} worker killed ({signal.Signals(sig).name})")
         self.start_worker(queue, name)
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._services_lock:
+                dead = [(k, a, p) for k, (a, p) in self.services.items() if p.poll() is not None]
+                for service, args, proc in dead:
+                    self.crashes.append(f"{service} exited with {proc.returncode}")
+                    self.note(f"{service} exited by itself ({proc.returncode}): restarted")
+                    restarted = f"{service}-r{len(self.crashes)}"
+                    self.services[service] = (args, self.procs.start(*args, log=f"{restarted}.log"))
 
     def send_early_stops(self) -> None:
         early = [p for p in self.patients if p.role == "early_stop"]
@@ -572,12 +599,11 @@ class FaultRun:
             list(pool.map(self.deliver_texts, early))
         for p in early:
             p.replied = True
+        sids = [t.sid for p in early for t in p.texts]
         wait_for(
-            lambda: self.unprocessed_inbound() == 0 and self.count_kind("stop") >= len(early),
-            90,
-            "the early STOPs to be processed and confirmed",
+            lambda: all(self.processed(sid) for sid in sids), 90, "the early STOPs to be processed"
         )
-        self.note("early STOPs processed and confirmed")
+        self.note("early STOPs processed")
 
     # -- replies -------------------------------------------------------------------------------
 
@@ -606,11 +632,11 @@ class FaultRun:
             self._post(p, text)
 
     def _post(self, p: Patient, text: Text) -> None:
-        """One signed webhook; the same MessageSid again until the web app answers 200, as
-        Twilio retries a webhook that failed or timed out."""
+        """One delivery as Twilio makes it to the webhook URL the README gives (no connection
+        overrides): one more try when the connection cannot be made, none after an error
+        answer. A text the web app did not take is lost, as it would be."""
         assert self.emulator is not None and self.clinic is not None
-        deadline = time.monotonic() + 180
-        while True:
+        for attempt in (1, 2):
             if text.posted_at is None:
                 text.posted_at = self.clock()
             try:
@@ -621,15 +647,17 @@ class FaultRun:
                     to=CLINIC_NUMBER,
                     message_sid=text.sid,
                 )
+            except OSError as exc:
+                refused = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+                if refused and attempt == 1:
+                    continue
+                outcome = type(exc).__name__
+            else:
                 if response.status_code == 200:
                     return
-                status = str(response.status_code)
-            except OSError as exc:
-                status = type(exc).__name__
-            if time.monotonic() > deadline or self._stop.is_set():
-                self._reply_errors.append(f"{p.phone}: the webhook kept failing ({status})")
-                return
-            time.sleep(1)
+                outcome = f"HTTP {response.status_code}"
+            self._reply_errors.append(f"{p.phone}: the webhook failed ({outcome}): text lost")
+            return
 
     def _reply_loop(self) -> None:
         pending = [p for p in self.patients if p.texts and not p.replied]
@@ -707,15 +735,22 @@ class FaultRun:
         """Wait until every expected message went and nothing is left open, then a quiet spell
         (anything still in flight would show up), and count."""
 
+        progress = [time.monotonic()]
+
         def done() -> bool:
+            if time.monotonic() - progress[0] >= 10:
+                progress[0] = time.monotonic()
+                self.note(f"{self.accepted()} accepted; open rows {dict(self.open_rows())}")
             if any(p.texts and not p.replied for p in self.patients):
                 return False
+            if self._reply_errors and not self.open_rows():
+                return True  # texts were lost at the webhook: what they asked for never comes
             tally = self.tally(final=False)
             return (
                 tally.lost == 0
                 and not self.open_rows()
                 and self.unprocessed_inbound() == 0
-                and (self._replier is None or not self._replier.is_alive())
+                and not self._threads[0].is_alive()  # every reply delivered
             )
 
         try:
@@ -765,7 +800,7 @@ class FaultRun:
             for kind in REPLIES[p.role]:
                 expect[p.phone, kind] += 1
                 if posted:
-                    due.setdefault((p.phone, kind), []).append(max(posted))
+                    due.setdefault((p.phone, kind), []).append(min(posted))
             if p.role in ("crisis", "ooo_crisis"):
                 expect[ONCALL_PHONE, "page"] += 1
         return expect, due
@@ -778,7 +813,14 @@ class FaultRun:
         for m in messages:
             at = email.utils.parsedate_to_datetime(m["date_created"])
             got.setdefault((m["to"], kind_of(m["body"])), []).append(at)
-        t.expected = sum(expect.values())
+        t.expected = sum(n for key, n in expect.items() if key != (ONCALL_PHONE, "page"))
+        pages = self._count_pages(messages, expect.pop((ONCALL_PHONE, "page"), 0), t, final)
+        t.expected += t.pages_expected
+        t.sent += min(t.pages_sent, t.pages_expected)
+        t.lost += max(0, t.pages_expected - t.pages_sent)
+        got.pop((ONCALL_PHONE, "page"), None)
+        t.extra["repages"] = pages
+        late_kinds: Counter[str] = Counter()
         for key, n in expect.items():
             times = sorted(got.get(key, []))
             t.sent += min(n, len(times))
@@ -789,6 +831,7 @@ class FaultRun:
             for at, was_due in zip(times, sorted(due.get(key, [])), strict=False):
                 if at - was_due > self.late_after:
                     t.late += 1
+                    late_kinds[key[1]] += 1
                 # Timestamps at the provider are whole seconds.
                 if at < was_due - timedelta(seconds=1):
                     t.early += 1
@@ -799,12 +842,12 @@ class FaultRun:
                 t.unexpected += len(times)
                 if final:
                     t.details.append(f"{key}: not expected, accepted {len(times)}")
+        if late_kinds:
+            t.extra["late_by_kind"] = ",".join(f"{k}:{n}" for k, n in sorted(late_kinds.items()))
         t.crisis_expected = sum(n for (_, k), n in expect.items() if k == "crisis")
         t.crisis_sent = sum(
             min(n, len(got.get((ph, k), []))) for (ph, k), n in expect.items() if k == "crisis"
         )
-        t.pages_expected = expect[ONCALL_PHONE, "page"]
-        t.pages_sent = len(got.get((ONCALL_PHONE, "page"), []))
         if not final:
             return t
         answers = [x for p in self.patients for x in p.texts if x.body == ANSWER]
@@ -824,6 +867,7 @@ class FaultRun:
         stats = self.emulator.stats()
         t.extra["injected_errors"] = sum(stats["injected"].values())
         t.extra["timeouts_after_accept"] = stats["timeouts_after_accept"]
+        t.extra["crashes"] = len(self.crashes)
         t.extra["reconciled"] = self._scalar(
             select(func.count()).where(Message.status_reason == "reconciled")
         )
@@ -832,9 +876,39 @@ class FaultRun:
             t.unexpected += len(self._reply_errors)
         return t
 
+    def _count_pages(
+        self, messages: list[dict[str, Any]], expected: int, t: Tally, final: bool
+    ) -> int:
+        """Pages to the on-call phone: one per urgent follow-up (each names its own link), and
+        re-pages of one still unacknowledged every REPAGE_EVERY, at most MAX_REPAGES times; a
+        page sooner than that, or more of them, is a duplicate. Returns the re-pages."""
+        by_link: dict[str, list[datetime]] = {}
+        for m in messages:
+            if m["to"] == ONCALL_PHONE and kind_of(m["body"]) == "page":
+                at = email.utils.parsedate_to_datetime(m["date_created"])
+                by_link.setdefault(m["body"], []).append(at)
+        t.pages_expected = expected
+        t.pages_sent = len(by_link)
+        repages = 0
+        for link, times in by_link.items():
+            times.sort()
+            too_soon = sum(
+                1
+                for a, b in itertools.pairwise(times)
+                if b - a < REPAGE_EVERY - timedelta(seconds=1)
+            )
+            extra = too_soon + max(0, len(times) - 1 - MAX_REPAGES)
+            t.duplicates += extra
+            repages += len(times) - 1
+            if final and extra:
+                t.details.append(f"page {link[-12:]}: {len(times)} pages at {times}")
+        t.duplicates += max(0, len(by_link) - expected)
+        return repages
+
     def _optout_violations(self, messages: list[dict[str, Any]], t: Tally) -> int:
-        """Messages accepted for a patient after their STOP was processed, other than the STOP
-        confirmation itself and a crisis reply (which goes whatever the consent)."""
+        """Messages to a patient after their STOP was processed, other than the confirmation
+        itself and a crisis reply (which goes whatever the consent): any whose row was written
+        after the STOP, and any accepted later than what could have been in flight then."""
         assert self.rt is not None
         with session_scope(self.rt.sessions) as session:
             stops = session.execute(
@@ -842,7 +916,14 @@ class FaultRun:
                 .where(InboundMessage.outcome.like("%opt_out%"))
                 .group_by(InboundMessage.from_address)
             ).all()
-        stopped = {ph: _aware(at) for ph, at in stops if at is not None}
+            written = dict(
+                session.execute(
+                    select(Message.provider_id, Message.created_at).where(
+                        Message.provider_id.is_not(None)
+                    )
+                ).all()
+            )
+        stopped = {ph: at for ph, at in stops if at is not None}
         violations = 0
         for m in messages:
             at_stop = stopped.get(m["to"])
@@ -850,9 +931,12 @@ class FaultRun:
             if at_stop is None or kind in ("stop", "crisis", "help"):
                 continue
             accepted = email.utils.parsedate_to_datetime(m["date_created"])
-            if accepted > at_stop + IN_FLIGHT:
+            created = written.get(m["sid"])
+            if accepted > at_stop + IN_FLIGHT or (created is not None and created > at_stop):
                 violations += 1
-                t.details.append(f"{m['to']}: {kind} accepted {accepted}, STOP at {at_stop}")
+                t.details.append(
+                    f"{m['to']}: {kind} written {created}, accepted {accepted}; STOP at {at_stop}"
+                )
         return violations
 
     def _unrecorded(self, messages: list[dict[str, Any]], t: Tally) -> int:
@@ -924,10 +1008,6 @@ class _Smtp:
 
 def _real_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:

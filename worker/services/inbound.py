@@ -30,7 +30,15 @@ from worker.services.immediate import queue_now
 from worker.services.patients import grant_consent, has_consent, withdraw_consent
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
-from worker.store.models import Appointment, CheckIn, InboundMessage, Message, Patient, Response
+from worker.store.models import (
+    Appointment,
+    CheckIn,
+    Consent,
+    InboundMessage,
+    Message,
+    Patient,
+    Response,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +159,10 @@ class _Processor:
 
     def reply(self, template: str, purpose: str, context: dict[str, Any] | None = None) -> None:
         """A reply by SMS to whoever wrote, exempt from quiet hours (they just wrote to us)."""
+        if template in ("ack", "clarify") and self.opted_out():
+            # After a STOP only its confirmation goes (and HELP, and a crisis reply): an answer
+            # that arrives after it, or overtook it on the way, is stored without a reply.
+            return
         mid = queue_now(
             self.session,
             now=self.now,
@@ -165,6 +177,22 @@ class _Processor:
         )
         if mid is not None:
             self.result.send.append(mid)
+
+    def opted_out(self) -> bool:
+        """The patient withdrew SMS consent (STOP, or a clinician recorded it) and has not
+        given it again."""
+        if self.patient is None or has_consent(self.session, self.patient.id, "sms"):
+            return False
+        withdrawn = self.session.scalar(
+            select(Consent.id)
+            .where(
+                Consent.patient_id == self.patient.id,
+                Consent.channel == "sms",
+                Consent.withdrawn_at.is_not(None),
+            )
+            .limit(1)
+        )
+        return withdrawn is not None
 
     def followup(self, reason: str, severity: str, **detail: Any) -> int:
         item, _ = raise_followup(

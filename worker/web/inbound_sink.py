@@ -3,6 +3,8 @@
 With a broker: a `checkin.inbound` task on the urgent queue. Without one (`checkin web` alone, or
 tests): a small thread pool in the web process runs the very same service functions. Either way
 the reply is already a row, so if the hand-off fails the dispatcher's sweep processes it later.
+When the database cannot be reached to store the reply, the broker keeps the reply itself
+(`checkin.inbound_unstored`) until it can: Twilio does not retry a webhook that answered 5xx.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ log = logging.getLogger(__name__)
 
 class InboundSink(Protocol):
     def submit(self, inbound_id: int) -> None: ...
+
+    def store_later(self, text: dict[str, str]) -> bool:
+        """Keep a reply that could not be stored (the database is unreachable) until it can be:
+        True when someone has it now. `text` holds sid, from_, to, body and received_at."""
+        ...
 
     def close(self) -> None: ...
 
@@ -38,6 +45,22 @@ class CelerySink:
             log.exception(
                 "inbound %d: broker hand-off failed; the sweep will process it", inbound_id
             )
+
+    def store_later(self, text: dict[str, str]) -> bool:
+        try:
+            self.app.send_task(
+                "checkin.inbound_unstored",
+                kwargs=text,
+                queue="urgent",
+                routing_key="urgent",
+                # The task carries the number and the text: keep them out of events and logs.
+                argsrepr="(…)",
+                kwargsrepr="{…}",
+            )
+        except Exception:
+            log.exception("an inbound reply could not be stored nor handed to the broker")
+            return False
+        return True
 
     def close(self) -> None:
         self.app.close()
@@ -61,6 +84,9 @@ class LocalSink:
             send_now(self.rt, result.send, now())
         except Exception:
             log.exception("inbound %d: processing failed; the sweep will retry", inbound_id)
+
+    def store_later(self, text: dict[str, str]) -> bool:
+        return False  # no broker to keep it: the webhook answers 503
 
     def drain(self) -> None:
         """Wait for everything submitted so far (tests, shutdown)."""

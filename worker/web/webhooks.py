@@ -14,6 +14,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.concurrency import run_in_threadpool
 
 from worker.config import Settings
@@ -73,17 +74,33 @@ def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRou
         sender = params.get("From")
         if not sid or not sender:
             raise HTTPException(400, "MessageSid and From are required")
+        text = {
+            "sid": sid[:64],
+            "from_": sender[:320],
+            "to": (params.get("To") or "")[:320],
+            "body": params.get("Body", ""),
+            "received_at": settings.now().isoformat(),
+        }
         # The database write and the broker hand-off block: run them in the threadpool so the
         # event loop keeps accepting requests while they wait.
-        inbound_id, new = await run_in_threadpool(
-            receive_sms,
-            rt,
-            sid=sid[:64],
-            from_=sender[:320],
-            to=(params.get("To") or "")[:320] or None,
-            body=params.get("Body", ""),
-            now=settings.now(),
-        )
+        try:
+            inbound_id, new = await run_in_threadpool(
+                receive_sms,
+                rt,
+                sid=text["sid"],
+                from_=text["from_"],
+                to=text["to"] or None,
+                body=text["body"],
+                now=datetime.fromisoformat(text["received_at"]),
+            )
+        except (OperationalError, InterfaceError):
+            # The database is unreachable. Twilio does not retry a webhook that failed (not
+            # without connection overrides on its URL), so the text, a STOP or crisis words
+            # perhaps, would be lost: the broker keeps it until it can be stored.
+            if not await run_in_threadpool(sink.store_later, text):
+                raise HTTPException(503, "the database is unavailable") from None
+            log.warning("inbound reply kept by the broker: the database is unavailable")
+            return Response(TWIML_EMPTY, media_type="application/xml")
         if new:
             await run_in_threadpool(sink.submit, inbound_id)
         else:
