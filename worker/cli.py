@@ -170,48 +170,25 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 # ---------------------------------------------------------------- serialisers
 
 
+# Shared with the API (worker/services/views.py); imported on use to keep `checkin --help` fast.
+
+
 def patient_dict(p: Any) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "phone": p.phone,
-        "email": p.email,
-        "tz": p.tz,
-        "channel": p.channel,
-        "language": p.language,
-        "send_window": p.send_window,
-        "created_at": iso(p.created_at),
-    }
+    from worker.services import views
+
+    return views.patient_dict(p)
 
 
 def schedule_dict(s: Any) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "patient_id": s.patient_id,
-        "instrument": s.instrument,
-        "rrule": s.rrule,
-        "start": s.start_date.isoformat(),
-        "until": s.until_date.isoformat() if s.until_date else None,
-        "status": s.status,
-        "enrollment_id": s.enrollment_id,
-    }
+    from worker.services import views
+
+    return views.schedule_dict(s)
 
 
 def appointment_dict(a: Any, tz: str | None = None) -> dict[str, Any]:
-    from zoneinfo import ZoneInfo
+    from worker.services import views
 
-    local = a.starts_at.astimezone(ZoneInfo(tz)).isoformat() if tz else None
-    return {
-        "id": a.id,
-        "patient_id": a.patient_id,
-        "kind": a.kind,
-        "starts_at": iso(a.starts_at),
-        "local_time": local,
-        "location": a.location,
-        "status": a.status,
-        "version": a.version,
-        "confirmed_at": iso(a.confirmed_at),
-    }
+    return views.appointment_dict(a, tz)
 
 
 # ---------------------------------------------------------------- db

@@ -3,15 +3,66 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from worker.store.models import FollowUp, InboundMessage, Message, Response
+from worker.store.models import (
+    Appointment,
+    FollowUp,
+    InboundMessage,
+    Message,
+    Patient,
+    Response,
+    Schedule,
+)
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def patient_dict(p: Patient) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "name": p.name,
+        "phone": p.phone,
+        "email": p.email,
+        "tz": p.tz,
+        "channel": p.channel,
+        "language": p.language,
+        "send_window": p.send_window,
+        "created_at": _iso(p.created_at),
+    }
+
+
+def schedule_dict(s: Schedule) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "patient_id": s.patient_id,
+        "instrument": s.instrument,
+        "rrule": s.rrule,
+        "start": s.start_date.isoformat(),
+        "until": s.until_date.isoformat() if s.until_date else None,
+        "status": s.status,
+        "enrollment_id": s.enrollment_id,
+    }
+
+
+def appointment_dict(a: Appointment, tz: str | None = None) -> dict[str, Any]:
+    """`local_time` is the start in the patient's zone when `tz` is given."""
+    return {
+        "id": a.id,
+        "patient_id": a.patient_id,
+        "kind": a.kind,
+        "starts_at": _iso(a.starts_at),
+        "local_time": a.starts_at.astimezone(ZoneInfo(tz)).isoformat() if tz else None,
+        "location": a.location,
+        "status": a.status,
+        "version": a.version,
+        "confirmed_at": _iso(a.confirmed_at),
+    }
 
 
 def message_dict(m: Message) -> dict[str, Any]:

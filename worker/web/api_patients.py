@@ -13,6 +13,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from worker.domain.protocols import ProtocolError
+from worker.services import views
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Enrollment, Patient, Schedule
 from worker.web.api import (
@@ -274,45 +275,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def patient_out(p: Patient) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "name": p.name,
-        "phone": p.phone,
-        "email": p.email,
-        "tz": p.tz,
-        "channel": p.channel,
-        "language": p.language,
-        "send_window": p.send_window,
-        "created_at": _iso(p.created_at),
-    }
-
-
-def schedule_out(s: Schedule) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "patient_id": s.patient_id,
-        "instrument": s.instrument,
-        "rrule": s.rrule,
-        "start": s.start_date.isoformat(),
-        "until": s.until_date.isoformat() if s.until_date else None,
-        "status": s.status,
-        "enrollment_id": s.enrollment_id,
-    }
-
-
-def appointment_out(a: Appointment, tz: str | None) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "patient_id": a.patient_id,
-        "kind": a.kind,
-        "starts_at": _iso(a.starts_at),
-        "local_time": a.starts_at.astimezone(ZoneInfo(tz)).isoformat() if tz else None,
-        "location": a.location,
-        "status": a.status,
-        "version": a.version,
-        "confirmed_at": _iso(a.confirmed_at),
-    }
+patient_out = views.patient_dict
+schedule_out = views.schedule_dict
+appointment_out = views.appointment_dict
 
 
 def enrollment_out(e: Enrollment, schedules: list[int]) -> dict[str, Any]:
