@@ -360,7 +360,7 @@ def enroll_cmd(
 ) -> None:
     """Enroll a patient in a protocol."""
     from worker.domain.protocols import ProtocolError
-    from worker.services.schedules import enroll
+    from worker.services.schedules import enroll, protocol_named
 
     start_date = parse_date(start, "--start")
     assert start_date is not None
@@ -369,11 +369,13 @@ def enroll_cmd(
             protocols = rt.protocols
         except ProtocolError as exc:
             fail(str(exc))
-        if protocol not in protocols:
-            fail(f"unknown protocol {protocol!r}; known: {', '.join(sorted(protocols))}")
         with transaction(rt) as session:
             enrollment, schedules = enroll(
-                session, patient_id, protocols[protocol], start=start_date, now=datetime.now(UTC)
+                session,
+                patient_id,
+                protocol_named(protocols, protocol),
+                start=start_date,
+                now=datetime.now(UTC),
             )
             data = {"id": enrollment.id, "schedules": [s.id for s in schedules]}
     emit(data, as_json, lambda d: f"enrollment {d['id']} with {len(d['schedules'])} schedules")
@@ -394,21 +396,16 @@ def schedules_add(
     as_json: bool = JsonOpt,
 ) -> None:
     """Add a check-in schedule."""
-    from zoneinfo import ZoneInfo
 
-    from worker.services.patients import get_patient
     from worker.services.schedules import add_schedule
 
-    at = datetime.now(UTC)
     start_date = parse_date(start, "--start")
     until_date = parse_date(until, "--until")
     with runtime() as rt, transaction(rt) as session:
-        if start_date is None:
-            start_date = at.astimezone(ZoneInfo(get_patient(session, patient_id).tz)).date()
         s = add_schedule(
             session,
             patient_id,
-            now=at,
+            now=datetime.now(UTC),
             instrument=instrument,
             rrule=rrule,
             start=start_date,

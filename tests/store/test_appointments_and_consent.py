@@ -96,18 +96,21 @@ def test_a_rescheduled_appointments_old_reminders_never_go_and_new_ones_do(
     checkin: Checkin,
 ) -> None:
     pid = patient(checkin, "--consent", "sms")
-    first, moved = future_day(3), future_day(6)
+    # Far enough ahead that, whatever the time of day now, both the 72 h and the 24 h
+    # reminders are still ahead of the first tick (a planned reminder already too late would
+    # be suppressed, not scheduled).
+    first, moved = future_day(5), future_day(8)
     aid = checkin.json(
         "appointments", "add", str(pid), "--kind", "therapy", "--at", f"{first}T15:00"
     )["id"]
-    # The planner materialises the 72 h reminder (and others inside its 48 h horizon).
-    checkin.json("tick", "--now", local_iso(first - timedelta(days=2), 9, 0, TZ))
+    # The planner materialises the 72 h and 24 h reminders (inside its 48 h horizon).
+    checkin.json("tick", "--now", local_iso(first - timedelta(days=3), 9, 0, TZ))
     planned = checkin.json("messages", "list", "--patient", str(pid))
     assert planned and all(m["status"] == "scheduled" for m in planned)
     checkin.json("appointments", "reschedule", str(aid), "--at", f"{moved}T10:30")
     after = checkin.json("messages", "list", "--patient", str(pid))
     assert all(m["status"] == "cancelled" for m in after)
-    tick_hourly(checkin, first - timedelta(days=2), 9)
+    tick_hourly(checkin, first - timedelta(days=3), 9)
     sent = sent_templates(checkin, pid)
     locals_ = [
         datetime.fromisoformat(at).astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%dT%H:%M")

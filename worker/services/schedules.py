@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,13 +24,18 @@ def add_schedule(
     now: datetime,
     instrument: str,
     rrule: str,
-    start: date,
+    start: date | None = None,
     until: date | None = None,
     enrollment_id: int | None = None,
     actor: str = "cli",
 ) -> Schedule:
-    """Validate and add a schedule; raises InvalidInput (nothing written) or NotFound."""
-    get_patient(session, patient_id)
+    """Validate and add a schedule; raises InvalidInput (nothing written) or NotFound.
+
+    Without a start the schedule begins today in the patient's zone.
+    """
+    patient = get_patient(session, patient_id)
+    if start is None:
+        start = now.astimezone(ZoneInfo(patient.tz)).date()
     try:
         rule = parse_rrule(rrule)
         check_instrument_frequency(instrument, rule)
@@ -140,6 +147,13 @@ def list_schedules(session: Session, patient_id: int) -> list[Schedule]:
             .order_by(Schedule.id)
         )
     )
+
+
+def protocol_named(protocols: Mapping[str, Protocol], name: str) -> Protocol:
+    """The protocol called `name`; InvalidInput naming the known ones otherwise."""
+    if name not in protocols:
+        raise InvalidInput(f"unknown protocol {name!r}; known: {', '.join(sorted(protocols))}")
+    return protocols[name]
 
 
 def enroll(

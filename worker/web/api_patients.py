@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
@@ -518,18 +517,12 @@ def patients_router() -> APIRouter:
         patient_id: Id, body: EnrollmentIn, session: DB, caller: Clinical, rt: Rt
     ) -> dict[str, Any]:
         """One schedule per protocol step, relative to `start`. An unknown protocol is a 422."""
-        from worker.services.errors import InvalidInput
-        from worker.services.schedules import enroll
+        from worker.services.schedules import enroll, protocol_named
 
-        protocols = _protocols(rt)
-        if body.protocol not in protocols:
-            raise InvalidInput(
-                f"unknown protocol {body.protocol!r}; known: {', '.join(sorted(protocols))}"
-            )
         enrollment, schedules = enroll(
             session,
             patient_id,
-            protocols[body.protocol],
+            protocol_named(_protocols(rt), body.protocol),
             start=body.start,
             now=_now(),
             actor=caller.name,
@@ -568,17 +561,13 @@ def patients_router() -> APIRouter:
         PHQ/GAD questionnaires at most weekly. Dates are between 2000-01-01 and 2099-12-31."""
         from worker.services.schedules import add_schedule
 
-        now = _now()
-        start = body.start
-        if start is None:
-            start = now.astimezone(ZoneInfo(_tz(session, patient_id))).date()
         schedule = add_schedule(
             session,
             patient_id,
-            now=now,
+            now=_now(),
             instrument=body.instrument,
             rrule=body.rrule,
-            start=start,
+            start=body.start,
             until=body.until,
             actor=caller.name,
         )

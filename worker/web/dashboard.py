@@ -795,21 +795,16 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
     @router.post("/patients/{patient_id}/enroll")
     async def enroll_route(request: Request, patient_id: int) -> Response:
-        from worker.services.schedules import enroll
+        from worker.services.schedules import enroll, protocol_named
 
         form = await read_form(request)
 
         def action(ctx: Ctx) -> tuple[int, str]:
-            name = _form_str(form, "protocol")
-            protocols = rt.protocols
-            if name not in protocols:
-                raise InvalidInput(
-                    f"unknown protocol {name!r}; known: {', '.join(sorted(protocols))}"
-                )
+            protocol = protocol_named(rt.protocols, _form_str(form, "protocol"))
             start = _date(_form_str(form, "start"), "--start")
             if start is None:
                 raise InvalidInput("--start is required (YYYY-MM-DD, the protocol's day 0)")
-            enroll(ctx.db, patient_id, protocols[name], start=start, now=ctx.now, actor=ctx.actor)
+            enroll(ctx.db, patient_id, protocol, start=start, now=ctx.now, actor=ctx.actor)
             return patient_id, "enrolled"
 
         return await run_in_threadpool(
@@ -824,7 +819,6 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
     @router.post("/patients/{patient_id}/schedules")
     async def add_schedule_route(request: Request, patient_id: int) -> Response:
-        from worker.services.patients import get_patient
         from worker.services.schedules import add_schedule
 
         form = await read_form(request)
@@ -833,9 +827,6 @@ def dashboard_router(rt: Runtime) -> APIRouter:
             rule = build_rrule(form)
             start = _date(_opt(form, "start"), "--start")
             until = _date(_opt(form, "until"), "--until")
-            if start is None:
-                tz = get_patient(ctx.db, patient_id).tz
-                start = ctx.now.astimezone(ZoneInfo(tz)).date()
             add_schedule(
                 ctx.db,
                 patient_id,
