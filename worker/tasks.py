@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from celery import Celery
 
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
+from worker.services.send import SendPool
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class _Process:
         self.settings = settings
         self._lock = threading.Lock()
         self._rt: Runtime | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._pool: SendPool | None = None
 
     @property
     def runtime(self) -> Runtime:
@@ -44,13 +44,11 @@ class _Process:
             return self._rt
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def pool(self) -> SendPool:
         with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    self.settings.send_concurrency, thread_name_prefix="send"
-                )
-            return self._executor
+            if self._pool is None:
+                self._pool = SendPool(self.settings.send_concurrency)
+            return self._pool
 
 
 def register(app: Celery, settings: Settings) -> None:
@@ -71,7 +69,7 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name="checkin.send", ignore_result=True)  # type: ignore[untyped-decorator]
     def send(ids: list[int]) -> dict[str, int]:
-        return send_many(proc.runtime, [int(i) for i in ids], utcnow, proc.executor)
+        return send_many(proc.runtime, [int(i) for i in ids], utcnow, proc.pool)
 
     @app.task(name="checkin.plan", ignore_result=True)  # type: ignore[untyped-decorator]
     def plan_task() -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 
 from worker.channels import ProviderMessage
 from worker.services.runtime import Runtime
-from worker.services.send import open_checkin
+from worker.services.send_record import open_checkin
 from worker.store.db import session_scope
 from worker.store.models import Message
 
@@ -59,7 +59,15 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
     for mid, status, channel, to, body, sending_at, priority in snapshot:
         if channel != "sms" or not sms.can_reconcile or not to or sending_at is None:
             if status == "sending":
-                _move(rt, mid, "sending", "unknown", now, reason="worker_lost_mid_send")
+                _move(
+                    rt,
+                    mid,
+                    "sending",
+                    "unknown",
+                    now,
+                    attempt=sending_at,
+                    reason="worker_lost_mid_send",
+                )
                 result.left_unknown.append(mid)
             continue
         try:
@@ -68,10 +76,23 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             log.warning("reconcile: provider list failed for message %d; will retry", mid)
             continue
         match = _match(rt, found, body or "")
+        # Every move below is conditional on the row being exactly as the snapshot saw it, the
+        # same status *and* the same send attempt (sending_at): while this pass was asking the
+        # provider, another dispatcher may have reconciled the row and a worker re-sent it;
+        # moving that fresh attempt back to `queued` would send it twice.
         if match is not None:
-            if _resolve_sent(rt, mid, status, match, now):
+            if _resolve_sent(rt, mid, status, sending_at, match, now):
                 result.resolved.append(mid)
-        elif _move(rt, mid, status, "queued", now, reason="reconciled_not_found", queued_at=now):
+        elif _move(
+            rt,
+            mid,
+            status,
+            "queued",
+            now,
+            attempt=sending_at,
+            reason="reconciled_not_found",
+            queued_at=now,
+        ):
             result.to_send.append((mid, priority == "urgent"))
     return result
 
@@ -94,14 +115,16 @@ def _match(rt: Runtime, found: list[ProviderMessage], body: str) -> ProviderMess
     return None
 
 
-def _resolve_sent(rt: Runtime, mid: int, frm: str, match: ProviderMessage, now: datetime) -> bool:
+def _resolve_sent(
+    rt: Runtime, mid: int, frm: str, attempt: datetime, match: ProviderMessage, now: datetime
+) -> bool:
     """The provider has it: `sent`, with its sid, and for a check-in the CheckIn its reply will
     answer is opened, exactly as when the send itself records the sid."""
     sent_at = match.created_at or now
     with session_scope(rt.sessions) as session:
         res = session.execute(
             update(Message)
-            .where(Message.id == mid, Message.status == frm)
+            .where(Message.id == mid, Message.status == frm, Message.sending_at == attempt)
             .values(
                 status="sent",
                 status_reason="reconciled",
@@ -126,6 +149,7 @@ def _move(
     to: str,
     now: datetime,
     *,
+    attempt: datetime | None,
     reason: str,
     queued_at: datetime | None = None,
 ) -> bool:
@@ -134,6 +158,8 @@ def _move(
         values["queued_at"] = queued_at
     with session_scope(rt.sessions) as session:
         res = session.execute(
-            update(Message).where(Message.id == mid, Message.status == frm).values(**values)
+            update(Message)
+            .where(Message.id == mid, Message.status == frm, Message.sending_at == attempt)
+            .values(**values)
         )
         return bool(getattr(res, "rowcount", 0) == 1)
