@@ -157,13 +157,13 @@ class Run:
 
 
 @pytest.fixture
-def start_run(newcomer: Newcomer) -> Iterator[Callable[[], Run]]:
+def start_run(newcomer: Newcomer) -> Iterator[Callable[..., Run]]:
     """Starts `checkin run` in its own session, as a terminal would; at teardown, kills it if a
     test left it running, together with every process it started (and nothing else)."""
     runs: list[Run] = []
 
-    def start() -> Run:
-        port = free_port()
+    def start(port: int | None = None) -> Run:
+        port = port or free_port()
         out, err = newcomer.cwd.parent / "run.out", newcomer.cwd.parent / "run.err"
         with out.open("wb") as stdout, err.open("wb") as stderr:
             proc = subprocess.Popen(
@@ -199,18 +199,8 @@ def get_health(port: int) -> tuple[int, dict[str, Any]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-# ---------------------------------------------------------------- the test
-
-
-def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everything(
-    newcomer: Newcomer, start_run: Callable[[], Run]
-) -> None:
-    # 1. The database, in ./var.
-    newcomer.checkin("db", "upgrade")
-    assert (newcomer.cwd / "var" / "checkin.db").is_file()
-
-    # 2. `checkin run`; healthy within a minute.
-    r = start_run()
+def wait_healthy(r: Run) -> float:
+    """Seconds until /healthz answered 200 with the database and the broker ok."""
     started = time.monotonic()
     health: tuple[int, dict[str, Any]] | None = None
     while time.monotonic() - started < HEALTHY_WITHIN:
@@ -220,34 +210,20 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
             if health[0] == 200:
                 break
         time.sleep(0.25)
-    time_to_healthy = time.monotonic() - started
     assert health is not None and health[0] == 200, f"not healthy: {health}\n{r.tail()}"
     assert health[1]["database"] == "ok" and health[1]["broker"] == "ok", health
+    return time.monotonic() - started
 
-    # Everything `checkin run` promises is running, as its own processes.
-    r.record_children()
-    labels = [p.label for p in r.seen]
-    for expected in (
-        r"redis-server",
-        r"worker\.cli web\b",
-        r"worker\.cli worker -Q urgent\b",
-        r"worker\.cli worker -Q bulk\b",
-        r"worker\.cli beat\b",
-    ):
-        assert any(re.search(expected, label) for label in labels), (expected, labels)
-    match = re.search(r"embedded Redis on redis://127\.0\.0\.1:(\d+)/0", r.output())
-    assert match, r.tail()
-    redis_port = int(match[1])
 
-    # 3. The demo clinic, into the same ./var database.
-    demo = newcomer.json("demo")
-    patients = {p["id"]: p for p in demo["patients"]}
-    assert len(patients) >= 2
-
-    # 4. Planned by beat, then sent by a worker, with nobody calling `checkin tick`.
+def wait_for_demo_message(
+    newcomer: Newcomer, r: Run, patients: dict[str, Any]
+) -> tuple[dict[str, Any], float]:
+    """The first demo message sent by the running system (and printed by the console backend
+    into the run's output), and the seconds until one was planned."""
     demo_at = time.monotonic()
     time_to_planned: float | None = None
     sent: dict[str, Any] | None = None
+    out: list[dict[str, Any]] = []
     while time.monotonic() - demo_at < SENT_WITHIN:
         assert r.proc.poll() is None, f"checkin run exited:\n{r.tail()}"
         r.record_children()
@@ -266,7 +242,6 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
             sent = min(done, key=lambda m: m["sent_at"])
             break
         time.sleep(3)
-    time_to_sent = time.monotonic() - demo_at
     assert sent is not None, (
         f"no demo message sent within {SENT_WITHIN:.0f} s; statuses: "
         f"{sorted({m['status'] for m in out})}\n{r.tail()}"
@@ -278,9 +253,12 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
     while sent["provider_id"] not in r.output() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert sent["provider_id"] in r.output(), r.tail()
-    assert get_health(r.port)[0] == 200
+    return sent, time_to_planned
 
-    # 5. Ctrl-C: SIGINT to the run's process group, as the terminal sends it.
+
+def ctrl_c_stops_everything(r: Run, redis_port: int) -> float:
+    """SIGINT to the run's process group, as the terminal sends it; exit status 0 and nothing
+    it ever started left running. Returns the seconds it took."""
     r.record_children()
     stop_at = time.monotonic()
     os.killpg(r.proc.pid, signal.SIGINT)
@@ -291,12 +269,60 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
     time_to_stop = time.monotonic() - stop_at
     assert code == 0, r.tail()
     assert "checkin-worker stopped" in r.output()
-
-    # 6. Nothing it started is left.
     left = [p.label for p in r.seen if running(p)]
     assert left == [], f"left running after Ctrl-C: {left}"
     assert refused(r.port), "the web port still accepts connections"
     assert refused(redis_port), "the embedded Redis still accepts connections"
+    return time_to_stop
+
+
+def embedded_redis_port(r: Run) -> int:
+    match = re.search(r"embedded Redis on redis://127\.0\.0\.1:(\d+)/0", r.output())
+    assert match, r.tail()
+    return int(match[1])
+
+
+# ---------------------------------------------------------------- the test
+
+
+def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everything(
+    newcomer: Newcomer, start_run: Callable[..., Run]
+) -> None:
+    # 1. The database, in ./var.
+    newcomer.checkin("db", "upgrade")
+    assert (newcomer.cwd / "var" / "checkin.db").is_file()
+
+    # 2. `checkin run`; healthy within a minute.
+    r = start_run()
+    time_to_healthy = wait_healthy(r)
+
+    # Everything `checkin run` promises is running, as its own processes.
+    r.record_children()
+    labels = [p.label for p in r.seen]
+    for expected in (
+        r"redis-server",
+        r"worker\.cli web\b",
+        r"worker\.cli worker -Q urgent\b",
+        r"worker\.cli worker -Q bulk\b",
+        r"worker\.cli beat\b",
+    ):
+        assert any(re.search(expected, label) for label in labels), (expected, labels)
+    redis_port = embedded_redis_port(r)
+
+    # 3. The demo clinic, into the same ./var database.
+    demo = newcomer.json("demo")
+    patients = {p["id"]: p for p in demo["patients"]}
+    assert len(patients) >= 2
+
+    # 4. Planned by beat, then sent by a worker, with nobody calling `checkin tick`.
+    demo_at = time.monotonic()
+    sent, time_to_planned = wait_for_demo_message(newcomer, r, patients)
+    time_to_sent = time.monotonic() - demo_at
+    assert get_health(r.port)[0] == 200
+
+    # 5. Ctrl-C: SIGINT to the run's process group, as the terminal sends it; 6. nothing it
+    # started is left.
+    time_to_stop = ctrl_c_stops_everything(r, redis_port)
 
     print(
         f"\nhealthz 200 after {time_to_healthy:.1f} s; demo messages planned after "
@@ -304,3 +330,89 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
         f"(due {sent['due_at']}, sent {sent['sent_at']}); stopped {time_to_stop:.1f} s "
         f"after SIGINT; {len(r.seen)} child processes, none left"
     )
+
+
+# ---------------------------------------------------------------- supervision
+
+WORKERS = {"urgent": r"worker\.cli worker -Q urgent\b", "bulk": r"worker\.cli worker -Q bulk\b"}
+RESTARTED_WITHIN = 60.0
+GIVES_UP_WITHIN = 120.0
+
+
+def test_killed_workers_are_started_again_and_messages_still_go_out(
+    newcomer: Newcomer, start_run: Callable[..., Run]
+) -> None:
+    """Both workers die as a crash would kill them (SIGKILL, no clean shutdown): `checkin run`
+    starts them again, and the demo message is then sent by a restarted worker."""
+    newcomer.checkin("db", "upgrade")
+    r = start_run()
+    wait_healthy(r)
+    redis_port = embedded_redis_port(r)
+    r.record_children()
+    killed: dict[str, Proc] = {}
+    for queue, pattern in WORKERS.items():
+        [victim] = [p for p in r.seen if re.search(pattern, p.label) and running(p)]
+        os.kill(victim.pid, signal.SIGKILL)
+        killed[queue] = victim
+
+    # Each comes back as a new process with the same command line.
+    deadline = time.monotonic() + RESTARTED_WITHIN
+    while True:
+        assert r.proc.poll() is None, f"checkin run exited:\n{r.tail()}"
+        now = descendants(r.proc.pid)
+        back = {
+            queue: [p for p in now if re.search(pattern, p.label) and p != killed[queue]]
+            for queue, pattern in WORKERS.items()
+        }
+        if all(back.values()):
+            break
+        assert time.monotonic() < deadline, f"workers not restarted: {back}\n{r.tail()}"
+        time.sleep(0.2)
+    r.record_children()
+    assert not any(running(p) for p in killed.values())
+    log = r.output()
+    for queue in WORKERS:
+        assert re.search(
+            rf"worker-{queue} \(pid {killed[queue].pid}\) killed by SIGKILL; restarting it in",
+            log,
+        ), r.tail()
+        assert f"worker-{queue} restarted (pid {back[queue][0].pid})" in log, r.tail()
+    assert get_health(r.port)[0] == 200
+
+    # The system still works end to end: beat plans, dispatch claims, a new worker sends.
+    demo = newcomer.json("demo")
+    patients = {p["id"]: p for p in demo["patients"]}
+    wait_for_demo_message(newcomer, r, patients)
+    # The restarted workers are still the ones running (nothing kept crashing).
+    assert all(running(procs[0]) for procs in back.values())
+
+    ctrl_c_stops_everything(r, redis_port)
+
+
+def test_a_process_that_keeps_failing_stops_the_run_with_an_error(
+    newcomer: Newcomer, start_run: Callable[..., Run]
+) -> None:
+    """The web app cannot bind its port (something else holds it), so it exits at every start:
+    after a few restarts `checkin run` gives up, stops everything else, and exits with 1."""
+    newcomer.checkin("db", "upgrade")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        r = start_run(port=taken.getsockname()[1])
+        deadline = time.monotonic() + GIVES_UP_WITHIN
+        while r.proc.poll() is None:
+            r.record_children()
+            if time.monotonic() > deadline:
+                pytest.fail(f"still running after {GIVES_UP_WITHIN:.0f} s:\n{r.tail()}")
+            time.sleep(0.2)
+    assert r.proc.returncode == 1, r.tail()
+    log = r.output()
+    assert len(re.findall(r"web \(pid \d+\) exited with status \d+; restarting it in", log)) == 4
+    assert re.search(r"web \(pid \d+\) exited with status \d+: 5 exits within 60 s, giving up", log)
+    assert "checkin-worker stopped" in log
+    # Everything else it started (Redis, both workers, beat) was stopped, not left behind.
+    labels = [p.label for p in r.seen]
+    assert any(re.search(WORKERS["bulk"], label) for label in labels), labels
+    left = [p.label for p in r.seen if running(p)]
+    assert left == [], f"left running after giving up: {left}"
+    assert refused(embedded_redis_port(r))

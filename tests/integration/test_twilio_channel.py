@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -266,3 +269,144 @@ def test_one_channel_sends_from_many_threads(
         results = list(pool.map(lambda n: channel.send_sms(n, "hi"), numbers))
     assert len({r.provider_id for r in results}) == 100
     assert twilio_emulator.count_by_to() == dict.fromkeys(numbers, 1)
+
+
+# -- the connection pool, through a counting TCP relay ----------------------------------------
+
+
+class Relay:
+    """A TCP relay in front of the emulator that counts the connections it accepts and keeps
+    the first bytes of each (the request line)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.firsts: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            first = client.recv(65536)
+            self.firsts.append(first)
+            upstream.sendall(first)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def relay(twilio_emulator: TwilioEmulator) -> Iterator[Relay]:
+    r = Relay(twilio_emulator.port)
+    yield r
+    r.close()
+
+
+def test_sends_from_one_thread_reuse_one_kept_alive_connection(
+    relay: Relay, twilio_emulator: TwilioEmulator
+) -> None:
+    sms = TwilioSms(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        from_number=FROM,
+        messaging_service_sid=None,
+        api_url=f"http://127.0.0.1:{relay.port}",
+        timeout=5,
+    )
+    for i in range(10):
+        sms.send_sms(f"+1555123{i:04d}", "hi")
+    assert len(relay.firsts) == 1
+    sms.close()  # closes the pooled connection; the channel reconnects on the next send
+    sms.send_sms(PATIENT, "again")
+    assert len(relay.firsts) == 2
+    assert len(twilio_emulator.messages) == 11
+    sms.close()
+
+
+def test_many_threads_share_a_pool_of_at_most_one_connection_each(
+    relay: Relay, twilio_emulator: TwilioEmulator
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sms = TwilioSms(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        from_number=FROM,
+        messaging_service_sid=None,
+        api_url=f"http://127.0.0.1:{relay.port}",
+        timeout=5,
+        pool_size=8,
+    )
+    numbers = [f"+1555123{i:04d}" for i in range(200)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: sms.send_sms(n, "hi"), numbers))
+    assert 1 <= len(relay.firsts) <= 8
+    assert twilio_emulator.count_by_to() == dict.fromkeys(numbers, 1)
+    sms.close()
+
+
+def test_an_http_proxy_from_the_environment_is_used(
+    relay: Relay, twilio_emulator: TwilioEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The relay stands in for the proxy: it passes on the absolute-form request line, which the
+    # emulator accepts as a server behind a proxy would.
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{relay.port}")
+    sms = TwilioSms(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        from_number=FROM,
+        messaging_service_sid=None,
+        api_url=twilio_emulator.base_url,
+        timeout=5,
+    )
+    sms.send_sms(PATIENT, "through the proxy")
+    [first] = relay.firsts
+    assert first.startswith(f"POST {twilio_emulator.base_url}/2010-04-01/".encode())
+    assert twilio_emulator.count_by_to() == {PATIENT: 1}
+    sms.close()
+
+
+def test_a_connection_dropped_after_the_request_is_unknown() -> None:
+    """The server reads the whole request and closes without answering: it may have acted on
+    it, so the outcome is unknown (never a transient error, which would be retried)."""
+    got: list[bytes] = []
+
+    def serve(listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            got.append(data)
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        threading.Thread(target=serve, args=(listener,), daemon=True).start()
+        sms = TwilioSms(
+            "AC" + "a" * 32,
+            "token",
+            from_number=FROM,
+            messaging_service_sid=None,
+            api_url=f"http://127.0.0.1:{listener.getsockname()[1]}",
+            timeout=5,
+        )
+        with pytest.raises(DeliveryUnknown) as info:
+            sms.send_sms(PATIENT, SECRET_BODY)
+    assert got and got[0].startswith(b"POST /2010-04-01/Accounts/")
+    assert_no_pii(info.value)

@@ -24,7 +24,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
-from worker.channels.twilio_sms import _ApiUrlHttpClient
+from worker.channels.twilio_http import ApiUrlHttpClient, Transport
 from worker.domain import sms_text
 from worker.emulator import DEFAULT_NUMBER, TwilioEmulator, count_segments
 
@@ -33,7 +33,7 @@ FROM = "+15005550006"
 
 
 def sdk_client(emulator: TwilioEmulator, token: str | None = None) -> Client:
-    http = _ApiUrlHttpClient(emulator.base_url, timeout=5)
+    http = ApiUrlHttpClient(Transport(emulator.base_url, pool_size=4), timeout=5)
     return Client(
         emulator.account_sid,
         token or emulator.auth_token,

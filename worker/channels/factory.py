@@ -33,6 +33,9 @@ def build_channels(settings: Settings, *, stream: TextIO | None = None) -> Chann
             messaging_service_sid=settings.twilio_messaging_service_sid,
             api_url=settings.twilio_api_url,
             timeout=settings.twilio_timeout_seconds,
+            # One kept-alive connection per send thread, plus a few for the task threads
+            # (urgent sends, reconciliation) that call the channel directly.
+            pool_size=settings.send_concurrency + 4,
         )
     else:
         sms = ConsoleSms(stream)

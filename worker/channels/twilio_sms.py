@@ -14,87 +14,38 @@ Twilio's own error text and the request URL of a list call both contain the numb
 
 from __future__ import annotations
 
-import email.utils
-import logging
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
-from urllib3.exceptions import SSLError as Urllib3SSLError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    LocationValueError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from worker.channels import ChannelError, DeliveryUnknown, ProviderMessage, SendResult
+from worker.channels.twilio_http import TWILIO_API_URL, ApiUrlHttpClient, Transport
 
-TWILIO_API_URL = "https://api.twilio.com"
 _RECONCILE_LIMIT = 1000
-
-# The SDK logs every request at INFO, query strings included: the To of a list call is a phone
-# number. Its records go to this logger, which passes on warnings and errors only.
-_sdk_logger = logging.getLogger("worker.channels.twilio_sms.sdk")
-_sdk_logger.setLevel(logging.WARNING)
-
-
-class _ApiUrlHttpClient(TwilioHttpClient):  # type: ignore[misc]
-    """The SDK's own HTTP client, sending what it addresses to https://api.twilio.com to
-    `api_url` instead (a local emulator, a proxy).
-
-    The SDK has no base-URL setting (the hosts are hard-coded per domain); passing a custom
-    `http_client` to `Client` is its documented extension point for changing requests
-    (twilio-python advanced-examples/custom-http-client.md; Twilio support suggests exactly
-    this for mock endpoints in twilio/twilio-python#521). Page URLs the SDK builds from
-    `next_page_uri` go through here too, so paging works against the emulator.
-
-    It also remembers the Retry-After of the last 429, which TwilioRestException drops. One
-    instance serves one thread (see TwilioSms), so that attribute is never shared.
-    """
-
-    def __init__(self, api_url: str, *, timeout: float) -> None:
-        super().__init__(pool_connections=True, timeout=timeout, logger=_sdk_logger)
-        self.api_url = api_url.rstrip("/")
-        self.last_retry_after: float | None = None
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        params: dict[str, object] | None = None,
-        data: dict[str, object] | None = None,
-        headers: dict[str, str] | None = None,
-        auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
-        allow_redirects: bool = False,
-    ) -> Any:
-        if self.api_url != TWILIO_API_URL and (
-            url == TWILIO_API_URL or url.startswith(TWILIO_API_URL + "/")
-        ):
-            url = self.api_url + url[len(TWILIO_API_URL) :]
-        self.last_retry_after = None
-        response = super().request(
-            method,
-            url,
-            params=params,
-            data=data,
-            headers=headers,
-            auth=auth,
-            timeout=timeout,
-            allow_redirects=allow_redirects,
-        )
-        if response.status_code == 429:
-            self.last_retry_after = _parse_retry_after(response.headers)
-        return response
+#: Connections kept alive per channel by default: the send threads of a worker
+#: (CHECKIN_SEND_CONCURRENCY's default) plus a few task threads.
+DEFAULT_POOL_SIZE = 36
 
 
 class TwilioSms:
-    """SmsChannel over Twilio. Thread-safe: each thread gets its own SDK client and session.
+    """SmsChannel over Twilio. Thread-safe: the threads share one keep-alive connection pool
+    (sized `pool_size`, one connection per concurrent send), and each thread has its own SDK
+    client, built once and reused.
 
-    Why per thread: requests.Session is not documented as thread-safe (psf/requests#2766; its
-    maintainers advise one Session per thread), and the 429 Retry-After is read from the HTTP
-    client after the call, which only works if no other thread used it in between. A client is
-    built once per thread per channel and reused, so connections are kept alive across sends.
+    Why a client per thread: the SDK's Client is not documented as thread-safe, and the 429
+    Retry-After is read from the HTTP client after the call, which only works if no other
+    thread used it in between.
     """
 
     name = "twilio"
@@ -109,6 +60,7 @@ class TwilioSms:
         messaging_service_sid: str | None,
         api_url: str = TWILIO_API_URL,
         timeout: float = 10.0,
+        pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         if not (from_number or messaging_service_sid):
             raise ValueError("TwilioSms needs from_number or messaging_service_sid")
@@ -120,14 +72,13 @@ class TwilioSms:
         self.messaging_service_sid = messaging_service_sid
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
+        self._transport = Transport(self.api_url, pool_size=pool_size)
         self._local = threading.local()
-        self._lock = threading.Lock()
-        self._http_clients: list[_ApiUrlHttpClient] = []
 
-    def _client(self) -> tuple[Any, _ApiUrlHttpClient]:
-        state: tuple[Any, _ApiUrlHttpClient] | None = getattr(self._local, "state", None)
+    def _client(self) -> tuple[Any, ApiUrlHttpClient]:
+        state: tuple[Any, ApiUrlHttpClient] | None = getattr(self._local, "state", None)
         if state is None:
-            http = _ApiUrlHttpClient(self.api_url, timeout=self.timeout)
+            http = ApiUrlHttpClient(self._transport, timeout=self.timeout)
             # An explicit environment: the SDK would otherwise read TWILIO_REGION/TWILIO_EDGE
             # from os.environ and rewrite the host (Settings is the only reader of the env).
             client = Client(
@@ -138,18 +89,11 @@ class TwilioSms:
             )
             state = (client, http)
             self._local.state = state
-            with self._lock:
-                self._http_clients.append(http)
         return state
 
     def close(self) -> None:
-        """Close every thread's pooled connections (the channel stays usable)."""
-        with self._lock:
-            clients, self._http_clients = self._http_clients, []
-        for http in clients:
-            if http.session is not None:
-                http.session.close()
-        self._local = threading.local()
+        """Close the pooled connections (the channel stays usable: it reconnects)."""
+        self._transport.close()
 
     def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
         """Send one SMS. Raises ChannelError (permanent or not) or DeliveryUnknown."""
@@ -172,7 +116,7 @@ class TwilioSms:
             if isinstance(status, int):
                 raise _classify(status, getattr(exc, "code", None), None) from None
             raise ChannelError("Twilio: unreadable response", permanent=False) from None
-        except requests.RequestException as exc:
+        except HTTPError as exc:  # urllib3: no answer came (see _transport_error)
             raise _transport_error(exc, self.timeout) from None
         segments = _int_or_none(message.num_segments)
         return SendResult(
@@ -213,7 +157,7 @@ class TwilioSms:
                 permanent=False,
                 code=str(exc.code) if exc.code is not None else None,
             ) from None
-        except (TwilioException, requests.RequestException, ValueError):
+        except (TwilioException, HTTPError, ValueError):
             raise ChannelError("Twilio: listing messages failed", permanent=False) from None
         return found
 
@@ -246,39 +190,24 @@ def _classify(status: int, code: object, retry_after: float | None) -> ChannelEr
     return ChannelError(f"Twilio: unexpected answer ({where})", permanent=False, code=code_str)
 
 
-def _transport_error(exc: requests.RequestException, timeout: float) -> Exception:
-    """Transient when the request certainly never reached Twilio, else DeliveryUnknown."""
-    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
-        return ChannelError("Twilio: could not connect (timeout or TLS)", permanent=False)
-    if isinstance(exc, requests.ReadTimeout):
+def _transport_error(exc: HTTPError, timeout: float) -> Exception:
+    """Transient when the request certainly never reached Twilio, else DeliveryUnknown.
+
+    urllib3 is called with retries=False, so its own exception arrives here, not MaxRetryError.
+    """
+    # Connection refused, DNS, connect timeout (NewConnectionError is a ConnectTimeoutError),
+    # the TLS handshake, or the proxy in front of Twilio: nothing was sent.
+    if isinstance(exc, ConnectTimeoutError | SSLError | ProxyError):
+        return ChannelError("Twilio: could not connect", permanent=False)
+    if isinstance(exc, LocationValueError):  # TWILIO_API_URL unusable: nothing was sent
+        return ChannelError("Twilio: the API URL cannot be used", permanent=False)
+    if isinstance(exc, ReadTimeoutError):
         return DeliveryUnknown(
             f"Twilio: no answer within {timeout:g} s after the request was sent; "
             "it may have been accepted"
         )
-    if isinstance(exc, requests.ConnectionError):
-        reason = exc.args[0] if exc.args else None
-        if isinstance(reason, MaxRetryError):
-            reason = reason.reason
-        if isinstance(reason, NewConnectionError | ConnectTimeoutError | Urllib3SSLError):
-            return ChannelError("Twilio: could not connect", permanent=False)
     # The connection broke after it was established: the request may have been received.
     return DeliveryUnknown("Twilio: the connection failed mid-request; it may have been accepted")
-
-
-def _parse_retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    value = str(value).strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _int_or_none(value: object) -> int | None:
