@@ -5,9 +5,9 @@ Layout (the compose file's shape; the numbers are the benchmark's configuration,
 from the environment, and reported with every result):
 
 - `worker -Q urgent -c 4` (dispatch runs here, and inbound replies);
-- `BENCH_BULK_PROCESSES` (default 1) times `worker -Q bulk -c BENCH_BULK_CONCURRENCY`
-  (default 8), each process sending up to `BENCH_SEND_CONCURRENCY` (default 64) messages at a
-  time (`CHECKIN_SEND_CONCURRENCY`);
+- `BENCH_BULK_PROCESSES` (default 2, one per core) times `worker -Q bulk -c
+  BENCH_BULK_CONCURRENCY` (default 8), each process sending up to `BENCH_SEND_CONCURRENCY`
+  (default 160 = 8 chunks of 20) messages at a time (`CHECKIN_SEND_CONCURRENCY`);
 - pacing off (`CHECKIN_SMS_RATE=BENCH_SMS_RATE`, default 0) except in the pacing benchmark;
 - `beat` with `CHECKIN_TICK_SECONDS=1`.
 """
@@ -46,9 +46,9 @@ from worker.store.models import Message
 def layout() -> dict[str, Any]:
     return {
         "urgent_worker_threads": 4,
-        "bulk_worker_processes": int(os.environ.get("BENCH_BULK_PROCESSES", "1")),
+        "bulk_worker_processes": int(os.environ.get("BENCH_BULK_PROCESSES", "2")),
         "bulk_worker_threads": int(os.environ.get("BENCH_BULK_CONCURRENCY", "8")),
-        "send_concurrency": int(os.environ.get("BENCH_SEND_CONCURRENCY", "64")),
+        "send_concurrency": int(os.environ.get("BENCH_SEND_CONCURRENCY", "160")),
         "tick_seconds": 1,
         "dispatch_batch_size": int(os.environ.get("BENCH_DISPATCH_BATCH_SIZE", "500")),
         "send_chunk_size": 20,

@@ -163,7 +163,10 @@ class Settings(BaseSettings):
     # Rows one dispatch cycle may claim (in batches of dispatch_batch_size); lower with pacing.
     dispatch_max_per_cycle: int = Field(default=5000, ge=1, le=1_000_000)
     send_chunk_size: int = Field(default=20, ge=1, le=1000)
-    send_concurrency: int = Field(default=32, ge=1, le=512)
+    # Provider calls in flight per worker process. A bulk task claims its chunk only when there
+    # is a free call for every message in it (services/send.py), so this should be at least the
+    # worker's concurrency (-c) times send_chunk_size: 4 x 20 by default.
+    send_concurrency: int = Field(default=80, ge=1, le=1024)
     checkin_max_late_minutes: int = Field(default=240, ge=1)
     checkin_reply_window_hours: int = Field(default=24, ge=1)
     requeue_after_seconds: int = Field(default=300, ge=5)
@@ -200,6 +203,9 @@ class Settings(BaseSettings):
     sms_pace_max_wait_seconds: float = Field(default=20.0, gt=0, le=300)
     # Every HTTP request body larger than this is refused with 413 before it is read.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # Web app processes (`checkin web`); `--workers` overrides. One process answers several
+    # hundred webhooks a second; more use more cores (and memory, ~100 MB each).
+    web_workers: int = Field(default=1, ge=1, le=64)
 
     @field_validator("send_window")
     @classmethod

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -39,14 +39,20 @@ from worker.store.db import session_scope
 
 log = logging.getLogger(__name__)
 
-#: How long the outcomes of a chunk wait for its slowest provider call before the ones already
-#: answered are written (the rest follow as they come).
+#: How long a bulk task waits for its chunk's provider calls. Those answered by then are
+#: recorded together; a straggler (a provider that hangs until the timeout) is recorded by itself
+#: when it answers, and the task moves on: one hung call must not hold the other 19 rows in
+#: `sending`, nor the task's worker thread.
 STRAGGLER_SECONDS = 1.0
 
 
 class SendPool:
     """The threads that make a worker process's provider calls, and a gate that lets a chunk
-    claim its rows only when there is a free thread for each (`capacity` sends in flight)."""
+    claim its rows only when there is a free thread for each (`capacity` calls in flight).
+
+    The gate is what keeps "how long a row stays `sending`" bounded by one pacing wait plus one
+    provider call: a claimed row never queues behind other chunks' calls, so reconciliation's
+    stale interval can never mistake a live attempt for an abandoned one."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -54,18 +60,33 @@ class SendPool:
         self._free = capacity
         self._cond = threading.Condition()
 
-    @contextmanager
-    def reserve(self, n: int) -> Iterator[None]:
-        n = min(n, self.capacity)
+    def acquire(self, n: int) -> None:
+        """Wait until `n` threads are free and take them."""
+        if not 0 < n <= self.capacity:
+            raise ValueError(f"cannot reserve {n} of {self.capacity} send threads")
         with self._cond:
             self._cond.wait_for(lambda: self._free >= n)
             self._free -= n
+
+    @property
+    def free(self) -> int:
+        with self._cond:
+            return self._free
+
+    def release(self, n: int = 1) -> None:
+        if n <= 0:
+            return
+        with self._cond:
+            self._free += n
+            self._cond.notify_all()
+
+    @contextmanager
+    def reserve(self, n: int) -> Iterator[None]:
+        self.acquire(n)
         try:
             yield
         finally:
-            with self._cond:
-                self._free += n
-                self._cond.notify_all()
+            self.release(n)
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -83,13 +104,18 @@ def send_many(
     now_fn: Callable[[], datetime],
     pool: SendPool | None,
 ) -> dict[str, int]:
-    """Send a chunk of messages; returns how many had each outcome."""
+    """Send a chunk of messages; returns how many had each outcome (`in_flight`: a straggler
+    still waiting for the provider, recorded when it answers)."""
     counts: dict[str, int] = {}
     if pool is None or len(ids) <= 1:
         outcomes = send_chunk(rt, ids, now_fn, None)
     else:
-        with pool.reserve(len(ids)):
-            outcomes = send_chunk(rt, ids, now_fn, pool.executor)
+        # A chunk larger than the pool goes in parts, each claimed only when it can all go.
+        outcomes = {}
+        for i in range(0, len(ids), pool.capacity):
+            part = list(dict.fromkeys(ids[i : i + pool.capacity]))
+            pool.acquire(len(part))
+            outcomes.update(send_chunk(rt, part, now_fn, pool))
     for outcome in outcomes.values():
         counts[outcome] = counts.get(outcome, 0) + 1
     if counts:
@@ -105,39 +131,53 @@ def send_chunk(
     rt: Runtime,
     ids: list[int],
     now_fn: Callable[[], datetime],
-    executor: ThreadPoolExecutor | None,
+    pool: SendPool | None,
 ) -> dict[int, str]:
-    """Send these messages; returns id -> outcome for every id. With an executor, the caller
-    guarantees a free thread for every id (SendPool.reserve)."""
+    """Send these messages; returns id -> outcome for every id. With a pool, the caller has
+    acquired one thread per id (SendPool.acquire); each is released here as soon as it is free."""
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
-    # Read (or create) the link key before our transaction: on SQLite a second transaction
-    # opened from inside this one would wait on our own lock.
-    _ = rt.link_key
-    now = now_fn()
+    held = len(ids) if pool is not None else 0
     try:
+        # Read (or create) the link key before our transaction: on SQLite a second transaction
+        # opened from inside this one would wait on our own lock.
+        _ = rt.link_key
+        now = now_fn()
         with session_scope(rt.sessions) as session:
             claimed = claim_and_prepare(rt, session, ids, now)
     except Exception:
         # A database outage or a bug: the rows stay `queued` and the dispatcher re-sends them.
         log.exception("a send chunk of %d could not be claimed; recovery will retry", len(ids))
+        if pool is not None:
+            pool.release(held)
         return {mid: "error" for mid in ids}
     outcomes = dict(claimed.settled)
     todo = claimed.prepared
+    if pool is not None:
+        pool.release(held - len(todo))  # rows settled without a call need no thread
     if not todo:
         return outcomes
     # A single message (every urgent task) runs in the calling thread: it must not queue behind
     # bulk sends holding the executor's threads while they wait for their turn at the sender.
-    if executor is None or len(todo) == 1:
-        outcomes.update(_record(rt, [_attempt(rt, p, now_fn) for p in todo]))
+    if pool is None or len(todo) == 1:
+        try:
+            outcomes.update(_record(rt, [_attempt(rt, p, now_fn) for p in todo]))
+        finally:
+            if pool is not None:
+                pool.release(len(todo))
         return outcomes
-    pending: set[Future[Attempt]] = {executor.submit(_attempt, rt, p, now_fn) for p in todo}
-    while pending:
-        done, pending = wait(pending, timeout=STRAGGLER_SECONDS)
-        if not done:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-        outcomes.update(_record(rt, [f.result() for f in done]))
+    futures: set[Future[Attempt]] = set()
+    for p in todo:
+        future = pool.executor.submit(_attempt, rt, p, now_fn)
+        future.add_done_callback(lambda _f: pool.release(1))
+        futures.add(future)
+    done, pending = wait(futures, timeout=STRAGGLER_SECONDS)
+    outcomes.update(_record(rt, [f.result() for f in done]))
+    for future in pending:
+        future.add_done_callback(lambda f: _record(rt, [f.result()]))
+    for p in todo:
+        outcomes.setdefault(p.id, "in_flight")
     return outcomes
 
 
