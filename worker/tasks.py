@@ -25,6 +25,8 @@ INBOUND_SWEEP_AFTER = timedelta(seconds=30)
 # answers; after a day it is given up (logged at ERROR).
 UNSTORED_RETRY_SECONDS = 5
 UNSTORED_GIVE_UP = timedelta(days=1)
+#: Database connections per worker process (and as many again in overflow).
+DB_POOL_SIZE = 20
 
 
 class _Process:
@@ -40,7 +42,9 @@ class _Process:
     def runtime(self) -> Runtime:
         with self._lock:
             if self._rt is None:
-                self._rt = build_runtime(self.settings, pool_size=self.settings.send_concurrency)
+                # Database work happens in the task threads and one recorder thread, never in
+                # the many send threads (services/send.py): a small pool serves any `-c`.
+                self._rt = build_runtime(self.settings, pool_size=DB_POOL_SIZE)
             return self._rt
 
     @property

@@ -87,7 +87,13 @@ def _broker_clients(settings: Settings) -> tuple[Redis | None, Pacer | None]:
     from worker.services.pacing import Pacer
 
     # No connection is made here; the pool connects on first use (and again after a fork).
+    # Every send thread may ask the pacer at once (plus the task threads): redis-py's default
+    # of 100 connections would refuse the rest, and a refused bulk send is deferred for 30 s.
     client = redis.Redis.from_url(
-        settings.broker_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
+        settings.broker_url,
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+        max_connections=settings.send_concurrency + 32,
     )
     return client, Pacer.from_settings(client, settings)

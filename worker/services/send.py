@@ -23,6 +23,7 @@ after which reconciliation treats it as abandoned, and be sent twice.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 #: when it answers, and the task moves on: one hung call must not hold the other 19 rows in
 #: `sending`, nor the task's worker thread.
 STRAGGLER_SECONDS = 1.0
+#: Most straggler outcomes written in one transaction.
+LATE_BATCH = 200
 
 
 class SendPool:
@@ -59,6 +62,36 @@ class SendPool:
         self.executor = ThreadPoolExecutor(capacity, thread_name_prefix="send")
         self._free = capacity
         self._cond = threading.Condition()
+        self._late: queue.SimpleQueue[tuple[Runtime, Attempt]] = queue.SimpleQueue()
+        self._recorder: threading.Thread | None = None
+
+    def record_late(self, rt: Runtime, attempt: Attempt) -> None:
+        """A straggler's outcome, written by one recorder thread per process, in batches: were
+        each send thread to write its own, a paced backlog (where most calls wait past
+        STRAGGLER_SECONDS) would open a database connection per send thread."""
+        with self._cond:
+            if self._recorder is None:
+                self._recorder = threading.Thread(
+                    target=self._record_loop, name="send-recorder", daemon=True
+                )
+                self._recorder.start()
+        self._late.put((rt, attempt))
+
+    def _record_loop(self) -> None:
+        # A daemon: outcomes not yet written when the process exits leave their rows `sending`,
+        # which reconciliation settles against the provider (never a blind resend).
+        while True:
+            batch = [self._late.get()]
+            while len(batch) < LATE_BATCH:
+                try:
+                    batch.append(self._late.get_nowait())
+                except queue.Empty:
+                    break
+            by_runtime: dict[int, tuple[Runtime, list[Attempt]]] = {}
+            for rt, attempt in batch:
+                by_runtime.setdefault(id(rt), (rt, []))[1].append(attempt)
+            for rt, attempts in by_runtime.values():
+                _record(rt, attempts)
 
     def acquire(self, n: int) -> None:
         """Wait until `n` threads are free and take them."""
@@ -175,7 +208,7 @@ def send_chunk(
     done, pending = wait(futures, timeout=STRAGGLER_SECONDS)
     outcomes.update(_record(rt, [f.result() for f in done]))
     for future in pending:
-        future.add_done_callback(lambda f: _record(rt, [f.result()]))
+        future.add_done_callback(lambda f: pool.record_late(rt, f.result()))
     for p in todo:
         outcomes.setdefault(p.id, "in_flight")
     return outcomes
