@@ -106,6 +106,16 @@ class SendPool:
         with self._cond:
             return self._free
 
+    def acquire_some(self, most: int) -> int:
+        """Wait until at least one thread is free; take up to `most`. Returns how many."""
+        if most <= 0:
+            raise ValueError("must take at least one send thread")
+        with self._cond:
+            self._cond.wait_for(lambda: self._free > 0)
+            taken = min(self._free, most)
+            self._free -= taken
+            return taken
+
     def release(self, n: int = 1) -> None:
         if n <= 0:
             return
@@ -143,12 +153,17 @@ def send_many(
     if pool is None or len(ids) <= 1:
         outcomes = send_chunk(rt, ids, now_fn, None)
     else:
-        # A chunk larger than the pool goes in parts, each claimed only when it can all go.
+        # When the pool is busy the chunk goes in parts, each as large as the threads free at
+        # that moment and claimed only then. Only the last part waits for its calls: waiting on
+        # each would put every hung call of the chunk end to end in front of the rest (the
+        # recorder writes what is not waited for).
         outcomes = {}
-        for i in range(0, len(ids), pool.capacity):
-            part = list(dict.fromkeys(ids[i : i + pool.capacity]))
-            pool.acquire(len(part))
-            outcomes.update(send_chunk(rt, part, now_fn, pool))
+        remaining = list(dict.fromkeys(ids))
+        while remaining:
+            taken = pool.acquire_some(len(remaining))
+            part, remaining = remaining[:taken], remaining[taken:]
+            wait_seconds = 0.0 if remaining else STRAGGLER_SECONDS
+            outcomes.update(send_chunk(rt, part, now_fn, pool, wait_seconds=wait_seconds))
     for outcome in outcomes.values():
         counts[outcome] = counts.get(outcome, 0) + 1
     if counts:
@@ -165,9 +180,12 @@ def send_chunk(
     ids: list[int],
     now_fn: Callable[[], datetime],
     pool: SendPool | None,
+    *,
+    wait_seconds: float = STRAGGLER_SECONDS,
 ) -> dict[int, str]:
     """Send these messages; returns id -> outcome for every id. With a pool, the caller has
-    acquired one thread per id (SendPool.acquire); each is released here as soon as it is free."""
+    acquired one thread per id (SendPool.acquire); each is released here as soon as it is free.
+    Calls not answered within `wait_seconds` are `in_flight`, recorded by the pool's recorder."""
     ids = list(dict.fromkeys(ids))
     if not ids:
         return {}
@@ -205,8 +223,9 @@ def send_chunk(
         future = pool.executor.submit(_attempt, rt, p, now_fn)
         future.add_done_callback(lambda _f: pool.release(1))
         futures.add(future)
-    done, pending = wait(futures, timeout=STRAGGLER_SECONDS)
-    outcomes.update(_record(rt, [f.result() for f in done]))
+    done, pending = wait(futures, timeout=wait_seconds)
+    if done:
+        outcomes.update(_record(rt, [f.result() for f in done]))
     for future in pending:
         future.add_done_callback(lambda f: pool.record_late(rt, f.result()))
     for p in todo:
