@@ -346,12 +346,21 @@ def _anchor(body: str, start: date, low: datetime) -> date:
     default weekday and its BYSETPOS sets. COUNT counts from the real start, and MONTHLY's
     default month day can't always move (the 31st), so those keep `start`.
     """
-    freq = _part(body, "FREQ")
-    if _part(body, "COUNT") is not None or freq not in ("DAILY", "WEEKLY"):
+    repeat_days = _repeat_days(body)
+    if repeat_days is None:
         return start
-    repeat_days = int(_part(body, "INTERVAL") or "1") * (7 if freq == "WEEKLY" else 1)
     repeats = (low.date() - start).days // repeat_days
     return start + timedelta(days=max(0, repeats) * repeat_days)
+
+
+@lru_cache(maxsize=4096)
+def _repeat_days(body: str) -> int | None:
+    """Days after which a DAILY or WEEKLY rule without COUNT repeats itself; None otherwise.
+    (Memoised: the planner asks once per schedule.)"""
+    freq = _part(body, "FREQ")
+    if _part(body, "COUNT") is not None or freq not in ("DAILY", "WEEKLY"):
+        return None
+    return int(_part(body, "INTERVAL") or "1") * (7 if freq == "WEEKLY" else 1)
 
 
 def local_to_utc(local: datetime, tz: str) -> datetime:
@@ -419,6 +428,27 @@ def _stored_rule(rrule: str) -> str:
     # on every run; validating each again was over half the planner's time (bench/ANALYSIS.md).
     # parse_rrule is pure, so its answer for a given text never changes.
     return parse_rrule(rrule)
+
+
+def shared_start(rrule: str, tz: str, start: date, after: datetime) -> date:
+    """A start date with which `occurrences(rrule, tz, ·, until, after, before)` gives exactly
+    what it gives with `start`, for every `until` and `before`.
+
+    For a DAILY or WEEKLY rule without COUNT that began well before `after`, that is the start
+    moved on by whole repeats to just before the expansion window (what `_expand` anchors on
+    anyway); otherwise `start` itself. Schedules with one rule but different start dates then
+    share one expansion, which the planner memoises. ValueError if `after` is naive,
+    ScheduleError for a bad rule or zone.
+    """
+    if after.tzinfo is None:
+        raise ValueError("shared_start needs an aware `after`")
+    body = _stored_rule(rrule)
+    low = _wall(after.astimezone(UTC), zone(tz)) - timedelta(days=2)
+    if datetime.combine(start, time.min) >= low:
+        return start
+    # occurrences() expands from max(low, start) = low here, anchored at _anchor(start, low);
+    # from the anchor itself, low and the anchor are the same, so the firings are too.
+    return _anchor(body, start, low)
 
 
 def occurrences(
