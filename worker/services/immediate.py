@@ -8,6 +8,7 @@ instead of waiting for the next dispatch; the dispatcher is only the safety net.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -73,21 +74,35 @@ def queue_now(
 
 
 def send_now(rt: Runtime, ids: list[int], now: datetime) -> dict[str, int]:
-    """Claim and send these rows in this process, now. Rows someone else claimed are skipped."""
+    """Claim and send these rows in this process, now. Rows someone else claimed are skipped.
+
+    Several rows (a crisis reply and the on-call pages) go concurrently, each by itself: the page
+    must not wait a provider round trip behind the reply, nor fail with it."""
+    claimed = [mid for mid in ids if _claim(rt, mid, now)]
+    if len(claimed) <= 1:
+        results = [_send(rt, mid, now) for mid in claimed]
+    else:
+        with ThreadPoolExecutor(len(claimed), thread_name_prefix="send-now") as pool:
+            results = list(pool.map(lambda mid: _send(rt, mid, now), claimed))
     outcomes: dict[str, int] = {}
-    for mid in ids:
-        with session_scope(rt.sessions) as session:
-            claimed = session.execute(
-                update(Message)
-                .where(Message.id == mid, Message.status == "scheduled")
-                .values(status="queued", queued_at=now, updated_at=now)
-            )
-        if getattr(claimed, "rowcount", 0) != 1:
-            continue
-        try:
-            outcome = send_one(rt, mid, now)
-        except Exception:
-            log.exception("immediate send of message %d failed; recovery will retry", mid)
-            outcome = "error"
+    for outcome in results:
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+def _claim(rt: Runtime, mid: int, now: datetime) -> bool:
+    with session_scope(rt.sessions) as session:
+        claimed = session.execute(
+            update(Message)
+            .where(Message.id == mid, Message.status == "scheduled")
+            .values(status="queued", queued_at=now, updated_at=now)
+        )
+    return getattr(claimed, "rowcount", 0) == 1
+
+
+def _send(rt: Runtime, mid: int, now: datetime) -> str:
+    try:
+        return send_one(rt, mid, now)
+    except Exception:
+        log.exception("immediate send of message %d failed; recovery will retry", mid)
+        return "error"
