@@ -129,8 +129,12 @@ def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     )
 
     i = _get(b, "inbound", "runs") or []
-    cap = med(i, "capacity", "per_second")
-    rows.append(("Inbound webhooks: requests/s", "≥ 300", fmt(cap), _verdict(cap, 300, True)))
+    # The target is a rate sustained at its latency: measured with 300/s offered (open loop);
+    # the closed-loop capacity is in the section below.
+    cap = med(i, "at_target_rate", "achieved_per_second")
+    rows.append(
+        ("Inbound at 300/s offered: answered/s", "≥ 300", fmt(cap), _verdict(cap, 300, True))
+    )
     ip99 = med(i, "at_target_rate", "p99_ms")
     rows.append(
         (
@@ -420,9 +424,9 @@ def section_inbound(e: dict[str, Any]) -> list[str]:
         "",
         _runs_note(e),
         "",
-        "The web app (one uvicorn process) with the urgent worker and beat processing every "
-        "reply. Capacity: 16 keep-alive clients in a closed loop. At the target: 300 requests/s "
-        "on a fixed schedule, latency from each request's scheduled time.",
+        "The web app with the urgent worker and beat processing every reply. At the target: "
+        "300 requests/s on a fixed schedule (open loop), latency from each request's scheduled "
+        "time. Capacity (extra): 16 keep-alive clients in a closed loop.",
         "",
     ]
     rows = [

@@ -662,19 +662,36 @@ def demo_cmd(as_json: bool = JsonOpt) -> None:
 def web_cmd(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, max=64, help="Processes (default: CHECKIN_WEB_WORKERS, 1)."
+    ),
 ) -> None:
     """Run the web app (webhooks, API, health, metrics)."""
     import uvicorn
 
     from worker.logging_setup import configure_logging
-    from worker.web.app import create_app
+    from worker.web.app import create_app, freeze_startup_objects, multiprocess_metrics
 
     s = settings()
     configure_logging(s)
+    processes = workers or s.web_workers
     # log_config=None: uvicorn's records go through our (masking) handler, not its own.
-    uvicorn.run(
-        create_app(s), host=host, port=port, log_level="info", access_log=False, log_config=None
-    )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": "info",
+        "access_log": False,
+        "log_config": None,
+    }
+    if processes == 1:
+        app_ = create_app(s)
+        freeze_startup_objects()
+        uvicorn.run(app_, **options)
+        return
+    # Several processes: uvicorn starts each from the factory; the webhook latency histogram
+    # is shared through files so that any process's /metrics shows them all.
+    with multiprocess_metrics():
+        uvicorn.run("worker.web.app:app_factory", factory=True, workers=processes, **options)
 
 
 @app.command("worker")

@@ -66,6 +66,7 @@ def register(app: Celery, settings: Settings) -> None:
     from worker.services.inbound import process_inbound, receive_sms, unprocessed
     from worker.services.plan import plan
     from worker.services.send import send_many
+    from worker.services.status_callbacks import apply_status
 
     proc = _Process(settings)
     # Real time, or the rehearsal clock of CHECKIN_CLOCK: the one place tasks read the time.
@@ -121,6 +122,24 @@ def register(app: Celery, settings: Settings) -> None:
         if new:
             inbound.apply_async(args=[inbound_id], queue="urgent", routing_key="urgent")
         return "stored" if new else "duplicate"
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name="checkin.status_unapplied", bind=True, ignore_result=True, max_retries=None
+    )
+    def status_unapplied(self: Any, sid: str, status: str, code: str, received_at: str) -> str:
+        """A status callback the web app could not apply (the database was unreachable): apply
+        it, as of the time it came in, once the database answers again."""
+        received = datetime.fromisoformat(received_at)
+        try:
+            apply_status(proc.runtime, sid, status, code or None, received)
+        except (OperationalError, InterfaceError) as exc:
+            if utcnow() - received > UNSTORED_GIVE_UP:
+                log.error(
+                    "a status callback could not be applied for %s; dropped", UNSTORED_GIVE_UP
+                )
+                return "dropped"
+            raise self.retry(countdown=UNSTORED_RETRY_SECONDS, exc=exc) from None
+        return "applied"
 
     @app.task(name="checkin.escalate", ignore_result=True)  # type: ignore[untyped-decorator]
     def escalate_task() -> int:

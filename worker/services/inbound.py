@@ -10,12 +10,13 @@ its own process, so a crisis reply never waits for a dispatch cycle.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,7 @@ from worker.store.models import (
 
 log = logging.getLogger(__name__)
 
+INBOUND: Table = InboundMessage.__table__  # type: ignore[assignment]
 HELP_TO_UNKNOWN_EVERY = timedelta(days=1)
 APPOINTMENT_REPLY_WINDOW = timedelta(days=4)
 # An answer that may be to a check-in whose send is not settled yet (the provider accepted it
@@ -71,27 +73,42 @@ def receive_sms(
     now: datetime,
 ) -> tuple[int, bool]:
     """Store an inbound SMS verbatim. Returns (row id, True if new). A repeated MessageSid
-    inserts nothing and returns the existing row (Twilio retries webhooks)."""
-    with session_scope(rt.sessions) as session:
-        insert = (
-            postgresql.insert(InboundMessage) if rt.is_postgres else sqlite.insert(InboundMessage)
-        )
-        stmt = insert.values(
-            provider_sid=sid,
-            channel="sms",
-            from_address=from_,
-            to_address=to,
-            body=body,
-            received_at=now,
-        ).on_conflict_do_nothing(index_elements=["provider_sid"])
-        new_id = session.execute(stmt.returning(InboundMessage.id)).scalar()
+    inserts nothing and returns the existing row (Twilio retries webhooks).
+
+    One statement built once, run on a connection, not an ORM session: this runs once per
+    webhook, on the path whose latency the target sets (building the statement anew and a
+    session's unit of work cost a third of its CPU and buy nothing here)."""
+    params = {
+        "sid": sid,
+        "from_": from_,
+        "to": to,
+        "body": body,
+        "received_at": now,
+    }
+    with rt.engine.begin() as conn:
+        new_id = conn.execute(_insert_inbound(rt.is_postgres), params).scalar()
         if new_id is not None:
             return int(new_id), True
-        existing = session.scalar(
-            select(InboundMessage.id).where(InboundMessage.provider_sid == sid)
-        )
+        existing = conn.execute(select(INBOUND.c.id).where(INBOUND.c.provider_sid == sid)).scalar()
         assert existing is not None
         return int(existing), False
+
+
+@functools.cache
+def _insert_inbound(postgres: bool) -> Any:
+    insert = postgresql.insert(INBOUND) if postgres else sqlite.insert(INBOUND)
+    return (
+        insert.values(
+            provider_sid=bindparam("sid"),
+            channel="sms",
+            from_address=bindparam("from_"),
+            to_address=bindparam("to"),
+            body=bindparam("body"),
+            received_at=bindparam("received_at"),
+        )
+        .on_conflict_do_nothing(index_elements=["provider_sid"])
+        .returning(INBOUND.c.id)
+    )
 
 
 def find_patient(session: Session, phone: str) -> Patient | None:

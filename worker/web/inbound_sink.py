@@ -5,6 +5,7 @@ tests): a small thread pool in the web process runs the very same service functi
 the reply is already a row, so if the hand-off fails the dispatcher's sweep processes it later.
 When the database cannot be reached to store the reply, the broker keeps the reply itself
 (`checkin.inbound_unstored`) until it can: Twilio does not retry a webhook that answered 5xx.
+A status callback that cannot be applied then is kept the same way (`checkin.status_unapplied`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class InboundSink(Protocol):
     def store_later(self, text: dict[str, str]) -> bool:
         """Keep a reply that could not be stored (the database is unreachable) until it can be:
         True when someone has it now. `text` holds sid, from_, to, body and received_at."""
+        ...
+
+    def apply_status_later(self, report: dict[str, str]) -> bool:
+        """Keep a status callback that could not be applied (the database is unreachable) until
+        it can be: True when someone has it now. `report` holds sid, status, code and
+        received_at."""
         ...
 
     def close(self) -> None: ...
@@ -62,6 +69,18 @@ class CelerySink:
             return False
         return True
 
+    def apply_status_later(self, report: dict[str, str]) -> bool:
+        try:
+            # The bulk queue: delivery reports are bookkeeping, and thousands of them held during
+            # an outage must not queue ahead of crisis replies on the urgent one.
+            self.app.send_task(
+                "checkin.status_unapplied", kwargs=report, queue="bulk", routing_key="bulk"
+            )
+        except Exception:
+            log.exception("a status callback could not be applied nor handed to the broker")
+            return False
+        return True
+
     def close(self) -> None:
         self.app.close()
 
@@ -87,6 +106,9 @@ class LocalSink:
 
     def store_later(self, text: dict[str, str]) -> bool:
         return False  # no broker to keep it: the webhook answers 503
+
+    def apply_status_later(self, report: dict[str, str]) -> bool:
+        return False  # as above
 
     def drain(self) -> None:
         """Wait for everything submitted so far (tests, shutdown)."""

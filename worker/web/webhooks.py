@@ -4,157 +4,221 @@ Every request must carry a valid X-Twilio-Signature computed over CHECKIN_PUBLIC
 query) and the form parameters; anything else gets 403 and changes nothing. An inbound message is
 stored (UNIQUE MessageSid, so Twilio's retries are answered and ignored) and handed off; the
 response goes back at once, before any processing.
+
+When the database cannot be reached, Twilio would not try again (it retries a webhook only on a
+failed connection, and only with connection overrides on its URL, within 15 seconds): an inbound
+reply or a status callback answered 5xx would be lost. The broker keeps it instead (tasks
+`checkin.inbound_unstored` and `checkin.status_unapplied`) until the database answers; only
+when the broker cannot take it either is the answer 503.
+
+These two routes are the system's hot path (hundreds a second when a clinic's check-ins go out
+and the replies come back), so they are served by a small ASGI middleware in front of FastAPI's
+router, not by FastAPI routes: no dependency resolution, no form machinery, one trip to a
+thread pool for the blocking work. Everything else in the app is unaffected.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
-from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
-from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from worker.config import Settings
-from worker.services.followups import raise_followup
 from worker.services.inbound import receive_sms
-from worker.services.patients import withdraw_consent
 from worker.services.runtime import Runtime
-from worker.store.db import session_scope
-from worker.store.models import Message
+from worker.services.status_callbacks import STATUS_MOVES, apply_status
 from worker.web.inbound_sink import InboundSink
 
 log = logging.getLogger(__name__)
 
-TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+__all__ = ["STATUS_MOVES", "TwilioWebhooks", "apply_status"]
+
+SMS_PATH = "/webhooks/twilio/sms"
+STATUS_PATH = "/webhooks/twilio/status"
+TWIML_EMPTY = b'<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_BODY = 64 * 1024
-
-# Twilio's delivery states and the rows they may move from (never backwards).
-STATUS_MOVES = {
-    "delivered": ("sending", "sent", "unknown", "undelivered"),
-    "undelivered": ("sending", "sent", "unknown"),
-    "failed": ("sending", "sent", "unknown"),
-}
+_DB_DOWN = (OperationalError, InterfaceError)
 
 
-def _public_url(settings: Settings, request: Request) -> str:
-    url = settings.public_url + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    return url
+class _Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
 
 
-async def _verified_form(settings: Settings, request: Request) -> dict[str, str]:
-    from twilio.request_validator import RequestValidator
+class TwilioWebhooks:
+    """ASGI middleware answering POST /webhooks/twilio/sms and /webhooks/twilio/status itself;
+    every other request goes on to `app`.
 
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise HTTPException(413, "request body too large")
-    form = await request.form()
-    params = {k: v for k, v in form.items() if isinstance(v, str)}
-    signature = request.headers.get("X-Twilio-Signature", "")
-    token = settings.twilio_auth_token
-    if not signature or token is None:
-        raise HTTPException(403, "missing or unverifiable signature")
-    validator = RequestValidator(token.get_secret_value())
-    if not validator.validate(_public_url(settings, request), params, signature):
-        raise HTTPException(403, "invalid signature")
-    return params
+    The blocking work of a request (the database, the broker) runs in a thread pool of
+    `threads`: a few threads keep the interpreter's lock from being passed around among dozens,
+    and each needs at most one database connection, so `threads` should not exceed the pool."""
 
+    def __init__(
+        self, app: ASGIApp, settings: Settings, rt: Runtime, sink: InboundSink, threads: int = 8
+    ) -> None:
+        from twilio.request_validator import RequestValidator
 
-def webhook_router(settings: Settings, rt: Runtime, sink: InboundSink) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+        self.app = app
+        self.settings = settings
+        self.rt = rt
+        self.sink = sink
+        token = settings.twilio_auth_token
+        self.validator = RequestValidator(token.get_secret_value()) if token else None
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="webhook")
 
-    @router.post("/webhooks/twilio/sms")
-    async def inbound_sms(request: Request) -> Response:
-        params = await _verified_form(settings, request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path") if scope["type"] == "http" else None
+        if path != SMS_PATH and path != STATUS_PATH:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await _problem(send, 405, "Method not allowed", "Method Not Allowed", allow=True)
+            return
+        try:
+            params = await self._verified_form(scope, receive)
+            if path == SMS_PATH:
+                body = await self._inbound_sms(params)
+                await _answer(send, 200, body, b"application/xml")
+            else:
+                await self._status_callback(params)
+                # 200 even for an unknown id, or Twilio retries it for no gain (STYLE.md 2).
+                await _answer(send, 200, b"", None)
+        except _Refused as refused:
+            title = {400: "Error", 403: "Forbidden", 413: "Too large", 503: "Error"}
+            await _problem(send, refused.status, title[refused.status], refused.detail)
+
+    async def _verified_form(self, scope: Scope, receive: Receive) -> dict[str, str]:
+        raw = await _read_body(receive)
+        # As the FastAPI form did: UTF-8, blank values kept, the last value of a repeated key.
+        params = dict(
+            urllib.parse.parse_qsl(raw.decode("latin-1"), keep_blank_values=True, errors="replace")
+        )
+        signature = _header(scope, b"x-twilio-signature")
+        if not signature or self.validator is None:
+            raise _Refused(403, "missing or unverifiable signature")
+        if not self.validator.validate(self._public_url(scope), params, signature):
+            raise _Refused(403, "invalid signature")
+        return params
+
+    def _public_url(self, scope: Scope) -> str:
+        # The URL Twilio was given, never the Host or X-Forwarded-* headers (a proxy in front).
+        # The path escaped as Starlette's request.url.path has it.
+        path = str(scope["path"]).replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
+        url = self.settings.public_url + path
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            url += "?" + query.decode("utf-8", "replace")
+        return url
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def _inbound_sms(self, params: dict[str, str]) -> bytes:
         sid = params.get("MessageSid") or params.get("SmsSid")
         sender = params.get("From")
         if not sid or not sender:
-            raise HTTPException(400, "MessageSid and From are required")
+            raise _Refused(400, "MessageSid and From are required")
         text = {
             "sid": sid[:64],
             "from_": sender[:320],
             "to": (params.get("To") or "")[:320],
             "body": params.get("Body", ""),
-            "received_at": settings.now().isoformat(),
+            "received_at": self.settings.now().isoformat(),
         }
-        # The database write and the broker hand-off block: run them in the threadpool so the
-        # event loop keeps accepting requests while they wait.
         try:
-            inbound_id, new = await run_in_threadpool(
-                receive_sms,
-                rt,
-                sid=text["sid"],
-                from_=text["from_"],
-                to=text["to"] or None,
-                body=text["body"],
-                now=datetime.fromisoformat(text["received_at"]),
-            )
-        except (OperationalError, InterfaceError):
-            # The database is unreachable. Twilio does not retry a webhook that failed (not
-            # without connection overrides on its URL), so the text, a STOP or crisis words
-            # perhaps, would be lost: the broker keeps it until it can be stored.
-            if not await run_in_threadpool(sink.store_later, text):
-                raise HTTPException(503, "the database is unavailable") from None
+            await self._run(_store_and_hand_off, self.rt, self.sink, text)
+        except _DB_DOWN:
+            # The text, a STOP or crisis words perhaps, would be lost: the broker keeps it.
+            if not await self._run(self.sink.store_later, text):
+                raise _Refused(503, "the database is unavailable") from None
             log.warning("inbound reply kept by the broker: the database is unavailable")
-            return Response(TWIML_EMPTY, media_type="application/xml")
-        if new:
-            await run_in_threadpool(sink.submit, inbound_id)
-        else:
-            log.info("inbound %d: repeated MessageSid ignored", inbound_id)
-        return Response(TWIML_EMPTY, media_type="application/xml")
+        return TWIML_EMPTY
 
-    @router.post("/webhooks/twilio/status")
-    async def status_callback(request: Request) -> Response:
-        params = await _verified_form(settings, request)
-        sid = params.get("MessageSid") or params.get("SmsSid") or ""
-        status = (params.get("MessageStatus") or params.get("SmsStatus") or "").lower()
-        code = params.get("ErrorCode") or None
-        await run_in_threadpool(apply_status, rt, sid, status, code, settings.now())
-        # 200 even for an unknown id, or Twilio retries it for no gain (STYLE.md 2).
-        return Response(status_code=200)
+    async def _status_callback(self, params: dict[str, str]) -> None:
+        report = {
+            "sid": (params.get("MessageSid") or params.get("SmsSid") or "")[:64],
+            "status": (params.get("MessageStatus") or params.get("SmsStatus") or "").lower(),
+            "code": params.get("ErrorCode") or "",
+            "received_at": self.settings.now().isoformat(),
+        }
+        if report["status"] not in STATUS_MOVES or not report["sid"]:
+            return  # queued, sent, ...: nothing to record
+        try:
+            await self._run(_apply, self.rt, report)
+        except _DB_DOWN:
+            # A carrier opt-out (21610) or a failed delivery would be lost with it.
+            if not await self._run(self.sink.apply_status_later, report):
+                raise _Refused(503, "the database is unavailable") from None
+            log.warning("status callback kept by the broker: the database is unavailable")
 
-    return router
+
+def _store_and_hand_off(rt: Runtime, sink: InboundSink, text: dict[str, str]) -> None:
+    inbound_id, new = receive_sms(
+        rt,
+        sid=text["sid"],
+        from_=text["from_"],
+        to=text["to"] or None,
+        body=text["body"],
+        now=datetime.fromisoformat(text["received_at"]),
+    )
+    if new:
+        sink.submit(inbound_id)
+    else:
+        log.info("inbound %d: repeated MessageSid ignored", inbound_id)
 
 
-def apply_status(rt: Runtime, sid: str, status: str, code: str | None, now: datetime) -> None:
-    if status not in STATUS_MOVES or not sid:
-        return
-    with session_scope(rt.sessions) as session:
-        msg = session.scalar(select(Message).where(Message.provider_id == sid))
-        if msg is None:
-            log.info("status callback for an unknown message (%s)", status)
-            return
-        values: dict[str, object] = {"status": status, "updated_at": now}
-        if status == "delivered":
-            values["delivered_at"] = now
-        if code:
-            values["error_code"] = code[:20]
-        moved = session.execute(
-            update(Message)
-            .where(Message.id == msg.id, Message.status.in_(STATUS_MOVES[status]))
-            .values(**values)
-        )
-        if getattr(moved, "rowcount", 0) != 1 or msg.patient_id is None:
-            return
-        if code == "21610":
-            withdraw_consent(
-                session,
-                msg.patient_id,
-                "sms",
-                now=now,
-                source="carrier opt-out (Twilio 21610)",
-                actor="system",
-            )
-        elif status in ("undelivered", "failed"):
-            raise_followup(
-                session,
-                patient_id=msg.patient_id,
-                reason="delivery_failed",
-                severity="routine",
-                detail={"message_id": msg.id, "status": status, "error_code": code},
-                now=now,
-            )
+def _apply(rt: Runtime, report: dict[str, str]) -> None:
+    received = datetime.fromisoformat(report["received_at"])
+    apply_status(rt, report["sid"], report["status"], report["code"] or None, received)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Refused(400, "the client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _Refused(413, "request body too large")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(send: Send, status: int, body: bytes, content_type: bytes | None) -> None:
+    headers = [(b"content-length", str(len(body)).encode())]
+    if content_type is not None:
+        headers.append((b"content-type", content_type))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _problem(
+    send: Send, status: int, title: str, detail: str, *, allow: bool = False
+) -> None:
+    """The app's RFC 9457 problem document (as worker.web.api.problem makes it)."""
+    from worker.web.api import problem
+
+    response = problem(status, title, detail)
+    if allow:
+        response.headers["Allow"] = "POST"
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": bytes(response.body)})
