@@ -505,9 +505,9 @@ def section_profile(e: dict[str, Any]) -> list[str]:
         lines += [
             f"**Web app under inbound load** ({w['database']}, {w['load']['requests']} requests, "
             f"{fmt(w['load']['per_second'])} requests/s under the profiler): the webhook handler takes "
-            f"{w['handler_ms_per_request']} ms per request, of which {w['blocking_db_ms_per_request']} ms "
-            f"storing the row and {w['blocking_broker_ms_per_request']} ms handing it to the broker, "
-            "both blocking calls made inside the event loop.",
+            f"{w['handler_ms_per_request']} ms of the event loop's thread per request; storing the "
+            "row and the broker hand-off run in the webhook thread pool, off the loop (the "
+            "profile below is of the loop's thread only).",
             "",
         ]
         lines += _table(

@@ -323,12 +323,16 @@ class Pacer:
         with self._lock:
             return min(self._answer_times, default=0.0)
 
-    def answered(self, grant: Grant, *, learn: bool = False) -> float | None:
+    def answered(
+        self, grant: Grant, *, learn: bool = False, took: float | None = None
+    ) -> float | None:
         """The provider has answered (or the request failed): the grant's slots are dated at the
         latest instant the request can have arrived, and count for one window from then.
         `learn`: the provider really answered (a response, not a timeout or a refused
-        connection), so this request's duration may teach the answer floor. Returns Redis's
-        clock then, or None when Redis could not be told (the slots then lapse after `hold`)."""
+        connection), so this request's duration may teach the answer floor. `took`: how long
+        the provider call itself lasted, timed by the caller from just before the request; it
+        is what is learnt when given. Returns Redis's clock then, or None when Redis could not be
+        told (the slots then lapse after `hold`)."""
         import redis
 
         lim = grant.limits
@@ -352,8 +356,14 @@ class Pacer:
         warm = getattr(self._thread, "warm", False)
         self._thread.warm = True
         if learn and warm and now >= grant.at:
+            # Grant-to-answer also holds the time between the grant and the request leaving,
+            # which a busy process (many send threads woken by the same freed window) stretches
+            # by tens of milliseconds: learnt as the provider's share, it would date slots
+            # before their requests arrived and let a window overfill. The call's own duration
+            # does not hold that wait.
+            sample = min(took, now - grant.at) if took is not None else now - grant.at
             with self._lock:
-                self._answer_times.append(now - grant.at)
+                self._answer_times.append(sample)
         return now
 
     def acquire(self, sender: str, segments: int = 1, urgent: bool = False) -> float:

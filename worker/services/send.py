@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -270,6 +271,7 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
 
 def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
     answered = False
+    started = time.monotonic()
     try:
         if p.channel == "sms":
             callback = f"{rt.settings.public_url}/webhooks/twilio/status"
@@ -283,4 +285,4 @@ def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
     finally:
         if grant is not None and rt.pacer is not None:
             # The sender's slots are dated from the provider's answer (services/pacing.py).
-            rt.pacer.answered(grant, learn=answered)
+            rt.pacer.answered(grant, learn=answered, took=time.monotonic() - started)
