@@ -105,6 +105,22 @@ def versions() -> dict[str, str]:
     }
 
 
+#: A benchmark starts once the 1-minute load average is below this (or after SETTLE_MAX_S):
+#: the previous benchmark's own processes keep the average up for a minute or two after they
+#: stop, and a start under that load would be reported as a busy machine.
+SETTLE_LOAD = 1.0
+SETTLE_MAX_S = 150.0
+
+
+def _settle() -> float:
+    deadline = time.monotonic() + SETTLE_MAX_S
+    load = os.getloadavg()[0]
+    while load > SETTLE_LOAD and time.monotonic() < deadline:
+        time.sleep(5)
+        load = os.getloadavg()[0]
+    return load
+
+
 def load_latest() -> dict[str, Any]:
     if LATEST.exists():
         data: dict[str, Any] = json.loads(LATEST.read_text())
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in args.only or NAMES:
             log(f"=== {name} ===")
-            load = os.getloadavg()[0]
+            load = _settle()
             start = time.monotonic()
             try:
                 entry = run_one(name, args.quick, runs)
