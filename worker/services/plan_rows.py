@@ -102,7 +102,8 @@ def insert_rows(conn: Connection, rows: Sequence[Row], constants: tuple[Any, ...
     if name == "postgresql":
         return _insert_unnest(conn, rows, constants)
     if name != "sqlite":
-        raise NotImplementedError(f"the planner does not write to {name}")
+        # Settings accept only these two; anything else is a programming error, said plainly.
+        raise ValueError(f"the planner writes to SQLite or PostgreSQL, not {name}")
     added = 0
     for i in range(0, len(rows), SQLITE_ROWS):
         chunk = rows[i : i + SQLITE_ROWS]
