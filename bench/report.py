@@ -571,7 +571,7 @@ def render(results: dict[str, Any]) -> str:
     lines += ["", "## How to run", ""]
     lines += [
         "```sh",
-        "make bench                                  # everything, 3 runs each (about 30 minutes)",
+        "make bench                                  # everything, 3 runs each (about 25 minutes)",
         ".venv/bin/python -m bench.run --quick       # small sizes, 1 run: checks the harness",
         ".venv/bin/python -m bench.run --only dispatch --runs 5",
         ".venv/bin/python -m bench.run --report-only # rewrite this file from the stored results",
