@@ -17,7 +17,7 @@ from sqlalchemy import or_, select, update
 
 from worker.channels import ProviderMessage
 from worker.services.runtime import Runtime
-from worker.services.send_record import open_checkin
+from worker.services.send_record import open_checkins
 from worker.store.db import session_scope
 from worker.store.models import Message
 
@@ -135,10 +135,7 @@ def _resolve_sent(
         )
         if getattr(res, "rowcount", 0) != 1:
             return False
-        msg = session.get(Message, mid)
-        assert msg is not None
-        if msg.kind == "checkin" and msg.checkin_id is None and msg.patient_id is not None:
-            open_checkin(rt, session, msg, sent_at)
+        open_checkins(rt, session, {mid: sent_at})
     return True
 
 

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -145,33 +145,17 @@ def _load_facts(session: Session, rows: Iterable[Row[Any]]) -> _Facts:
     p, a, s, c = (
         cast(Table, model.__table__) for model in (Patient, Appointment, Schedule, Consent)
     )
-    patients = (
-        {
-            r.id: r
-            for r in session.execute(
-                select(p.c.id, p.c.archived_at, p.c.tz, p.c.send_window, p.c.phone, p.c.email)
-                .where(p.c.id.in_(pids))
-            )
-        }
-        if pids
-        else {}
-    )  # fmt: skip
-    appointments = (
-        {
-            r.id: r
-            for r in session.execute(
-                select(a.c.id, a.c.status, a.c.version, a.c.starts_at, a.c.location, a.c.kind)
-                .where(a.c.id.in_(aids))
-            )
-        }
-        if aids
-        else {}
-    )  # fmt: skip
-    schedules = (
-        {r.id: r for r in session.execute(select(s.c.id, s.c.status).where(s.c.id.in_(sids)))}
-        if sids
-        else {}
+    patients = _by_id(
+        session,
+        pids,
+        select(p.c.id, p.c.archived_at, p.c.tz, p.c.send_window, p.c.phone, p.c.email),
     )
+    appointments = _by_id(
+        session,
+        aids,
+        select(a.c.id, a.c.status, a.c.version, a.c.starts_at, a.c.location, a.c.kind),
+    )
+    schedules = _by_id(session, sids, select(s.c.id, s.c.status))
     consents = (
         {
             (r.patient_id, r.channel)
@@ -184,6 +168,14 @@ def _load_facts(session: Session, rows: Iterable[Row[Any]]) -> _Facts:
         else set()
     )  # fmt: skip
     return _Facts(patients, appointments, schedules, consents)
+
+
+def _by_id(session: Session, ids: set[int], stmt: Select[Any]) -> dict[int, Any]:
+    """The rows of `stmt` (whose first column is `id`) for these ids, by id; no query for none."""
+    if not ids:
+        return {}
+    table_id = stmt.selected_columns[0]
+    return {r.id: r for r in session.execute(stmt.where(table_id.in_(ids)))}
 
 
 def _check(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> _Verdict | None:

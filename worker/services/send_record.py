@@ -21,7 +21,7 @@ from worker.services.patients import withdraw_consent
 from worker.services.runtime import Runtime
 from worker.services.send_prepare import MESSAGES, Prepared
 from worker.store.db import session_scope
-from worker.store.models import CheckIn, Message
+from worker.store.models import CheckIn
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,8 @@ def _record_sent(rt: Runtime, session: Session, sent: list[Attempt]) -> None:
 
 
 def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -> None:
-    """Check-in messages went out: open the CheckIn each one's reply will answer, once. Rows
+    """Check-in messages went out (sent here, or found at the provider by reconciliation): open
+    the CheckIn each one's reply will answer, once. Rows
     that are not `sent` by now, or already have their check-in (reconciliation got there first;
     a later item of a questionnaire carries its own), are left alone."""
     rows = session.execute(
@@ -145,24 +146,6 @@ def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -
         .values(checkin_id=bindparam("m_checkin_id")),
         [{"m_id": r.id, "m_checkin_id": cid} for r, cid in zip(rows, new_ids, strict=True)],
     )
-
-
-def open_checkin(rt: Runtime, session: Session, msg: Message, now: datetime) -> None:
-    """One check-in message found sent (by reconciliation): open its CheckIn."""
-    assert msg.patient_id is not None and msg.instrument is not None
-    checkin = CheckIn(
-        patient_id=msg.patient_id,
-        instrument=msg.instrument,
-        schedule_id=msg.schedule_id,
-        channel=msg.channel,
-        item_index=0,
-        status="open",
-        sent_at=now,
-        window_closes_at=now + timedelta(hours=rt.settings.checkin_reply_window_hours),
-    )
-    session.add(checkin)
-    session.flush()
-    msg.checkin_id = checkin.id
 
 
 def _set(session: Session, mid: int, now: datetime, **values: object) -> None:
