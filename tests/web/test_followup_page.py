@@ -196,7 +196,11 @@ def test_the_front_desk_gets_no_clinical_follow_up(clinic: Clinic, web: Browser)
     assert "Patient replied R." in r.text
     assert "end my life" not in r.text and "Last scores" not in r.text
     assert web.get("/followups/99999").status_code == 404
-    assert web.get("/followups/not-a-number").status_code in (404, 422)
+    assert web.get("/followups/not-a-number").status_code == 404
+    assert web.get("/followups/-1").status_code == 404
+    huge = web.get("/followups/99999999999999999999")  # beyond PostgreSQL's integer
+    assert huge.status_code == 404 and "no follow-up with id" in huge.text
+    assert web.post("/followups/99999999999999999999/ack", {}).status_code == 404
     # The action is refused server-side as well.
     r = web.post(f"/followups/{crisis_id}/ack", {"back": f"/followups/{crisis_id}"})
     assert r.status_code == 403 and _status(clinic, crisis_id) == "open"

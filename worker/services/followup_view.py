@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from worker.domain.instruments import PHQ9_BANDS, get_instrument, score
 from worker.services.accounts import can_see_clinical, can_see_followup
+from worker.services.errors import NotFound
 from worker.services.followups import get_followup
 from worker.store.models import FollowUp, InboundMessage, Message, Patient, Response, User
 
@@ -30,6 +31,7 @@ ITEM9_KEY: Final = "phq9_9"
 CRISIS_REASONS: Final = frozenset(
     {"crisis_language", "phq9_item9", "possible_risk", "phq9_item9_unanswered"}
 )
+MAX_ID: Final = 2**31 - 1  # followups.id is a 32-bit integer on PostgreSQL
 TREND_DAYS: Final = 90
 TREND_POINTS: Final = 5
 # Which way is worse, per series: mood and sleep 10 = best, the rest higher = worse.
@@ -272,6 +274,9 @@ def followup_page(
     session: Session, user: User, followup_id: int, now: datetime, clinic_tz: str | None = None
 ) -> FollowupPage:
     """Raises NotFound for an unknown id and FollowupHidden when the role may not see it."""
+    if not 0 < followup_id <= MAX_ID:
+        # A number no row can have: PostgreSQL would refuse it as out of range.
+        raise NotFound(f"no follow-up with id {followup_id}")
     item = get_followup(session, followup_id)
     if not can_see_followup(user, item.reason):
         raise FollowupHidden(f"follow-up {followup_id} is not shown to this role")

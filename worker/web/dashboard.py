@@ -504,18 +504,21 @@ def dashboard_router(rt: Runtime) -> APIRouter:
             note=note,
         )
 
-    @router.get("/followups/{followup_id}")
+    @router.get("/followups/{followup_id:int}")
     def followup_route(request: Request, followup_id: int) -> Response:
         return handle(request, lambda ctx: _followup_page(request, ctx, followup_id))
 
     def _followup_action(
         request: Request, form: dict[str, str], followup_id: int, action: str
     ) -> Response:
+        from worker.services.followup_view import MAX_ID
         from worker.services.followups import acknowledge, get_followup, resolve
 
         back = _safe_next(_form_str(form, "back") or "/queue")
 
         def allowed(ctx: Ctx) -> None:
+            if not 0 < followup_id <= MAX_ID:
+                raise NotFound(f"no follow-up with id {followup_id}")
             item = get_followup(ctx.db, followup_id)
             if not accounts.can_see_followup(ctx.user, item.reason):
                 raise Denied
