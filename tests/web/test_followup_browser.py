@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from tests.integration.clinic import ONCALL_PHONE, Clinic
 from tests.web.conftest import Account, add_account
 from tests.web.test_browser import no_sideways_scroll, shot
 from worker.store.db import session_scope
-from worker.store.models import FollowUp
+from worker.store.models import FollowUp, Response
 
 pytestmark = pytest.mark.browser
 
@@ -170,3 +171,48 @@ def test_the_front_desk_cannot_open_a_clinical_follow_up(phone: Any, sqlite_clin
     with session_scope(clinic.rt.sessions) as session:
         (item,) = session.scalars(select(FollowUp)).all()
         assert item.status == "open"
+
+
+def test_scores_pages_and_escalation_fit_the_phone_width(
+    phone: Any, sqlite_clinic: Clinic, screenshots: Path
+) -> None:
+    clinic = sqlite_clinic
+    pid = clinic.patient(PATIENT)
+    now = datetime.now(UTC)
+    with session_scope(clinic.rt.sessions) as session:
+        for days, mood, pain in ((4, 6, 5), (3, 5, 6), (2, 4, 7), (1, 2, 9)):
+            at = now - timedelta(days=days)
+            for item, value in (("mood", mood), ("pain", pain)):
+                session.add(
+                    Response(
+                        patient_id=pid,
+                        instrument="mood_pain",
+                        item=item,
+                        value=value,
+                        answered_at=at,
+                    )
+                )
+    clinic.text(PATIENT, "4 8")  # no check-in open: a routine item, not crisis
+    clinic.text(PATIENT, TEXT)
+    link = page_link(clinic)
+    fid = int(link.rsplit("/", 1)[1])
+    with session_scope(clinic.rt.sessions) as session:
+        item = session.get(FollowUp, fid)
+        assert item is not None
+        item.detail = {
+            **item.detail,
+            "escalation": [
+                {"at": now.isoformat(), "step": "oncall", "page": 1, "channels": ["sms", "email"],
+                 "message_ids": [1, 2]},
+                {"at": (now + timedelta(minutes=75)).isoformat(), "step": "backup", "page": 6,
+                 "channels": ["sms"], "message_ids": [3]},
+            ],
+        }  # fmt: skip
+    sign_in_at(phone, link, add_account(clinic, "clinician"))
+    phone.wait_for_url(f"**/followups/{fid}")
+    scores = phone.inner_text("#scores")
+    assert "Mood (0-10, 10 best)" in scores and "6 → 5 → 4 → 2" in scores
+    assert phone.locator("#scores .trend.worse").count() == 2  # mood down, pain up
+    assert "Backup paged, page 6" in phone.inner_text("#pages")
+    no_sideways_scroll(phone)
+    shot(phone, screenshots, "followup-phone-full", full_page=True)
