@@ -306,3 +306,23 @@ def test_scores_trend_and_escalation_steps_on_the_page(clinic: Clinic, web: Brow
     steps = html[html.index("<h3>Escalation</h3>") :]
     assert "On-call paged, page 1" in steps and "(sms, email)" in steps
     assert "Backup paged, page 5" in steps
+
+
+def test_every_follow_up_of_the_demo_clinic_opens(clinic: Clinic, web: Browser) -> None:
+    from worker.services.demo import seed_demo
+
+    demo = seed_demo(clinic.rt, datetime.now(UTC))
+    with session_scope(clinic.rt.sessions) as session:
+        items = [(f.id, f.reason, f.patient_id) for f in session.scalars(select(FollowUp))]
+    assert len({reason for _, reason, _ in items}) >= 4  # several shapes of evidence
+    web.sign_in(add_account(clinic, "admin"))
+    names = {p["id"]: p["name"] for p in demo["patients"]}
+    for fid, reason, pid in items:
+        r = web.get(f"/followups/{fid}")
+        assert r.status_code == 200, (fid, reason, r.text[-500:])
+        assert pid is None or names[pid] in r.text
+    # The queue's cards all lead to their pages.
+    queue = web.get("/queue").text
+    for fid, _, _ in items:
+        if f'id="f{fid}"' in queue:
+            assert f'href="/followups/{fid}"' in queue
