@@ -87,6 +87,8 @@ NOTICES = {
 WEEKDAYS = (("MO", "Monday"), ("TU", "Tuesday"), ("WE", "Wednesday"), ("TH", "Thursday"),
             ("FR", "Friday"), ("SA", "Saturday"), ("SU", "Sunday"))  # fmt: skip
 CHART_DAYS = (14, 30, 60, 90, 180, 365)
+# The escalation ladder's steps, as recorded in a follow-up's detail["escalation"].
+STEP_LABELS = {"oncall": "On-call paged", "backup": "Backup paged", "admins": "Admins paged"}
 
 
 class Denied(Exception):
@@ -119,8 +121,20 @@ def _is_script(request: Request) -> bool:
 
 
 def _safe_next(target: str | None) -> str:
-    # Only a local path: "//evil.example" and "https://..." would be an open redirect.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Where to go after signing in (and after any later sign-in step that carries `next`
+    along): a local path such as /followups/4?x=1, else the queue.
+
+    "//evil.example", "https://...", a backslash and any control or space character (browsers
+    drop a tab or newline inside a URL, so "/<tab>/evil.example" becomes "//evil.example")
+    would make it an open redirect."""
+    if (
+        target
+        and len(target) <= 2000
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target)
+    ):
         return target
     return "/queue"
 
@@ -454,14 +468,57 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
         return handle(request, body)
 
+    def _followup_page(
+        request: Request,
+        ctx: Ctx,
+        followup_id: int,
+        *,
+        error: str | None = None,
+        note: str = "",
+        status: int = 200,
+    ) -> Response:
+        from worker.services.followup_view import FollowupHidden, followup_page
+
+        try:
+            # CHECKIN_CLINIC_TZ (when set) places an unknown sender's text in the clinic's time.
+            view = followup_page(
+                ctx.db, ctx.user, followup_id, ctx.now, getattr(settings, "clinic_tz", None)
+            )
+        except FollowupHidden:
+            raise Denied from None
+        sla = data.SLA.get(view.item.severity)
+        return render(
+            "followup.html.j2",
+            ctx.user,
+            ctx.session,
+            status,
+            request=request,
+            v=view,
+            reason_label=data.REASON_LABELS.get(view.item.reason, view.item.reason),
+            reason_labels=data.REASON_LABELS,
+            step_labels=STEP_LABELS,
+            ago=lambda at: data.human_age(ctx.now - at),
+            fmt=lambda x: f"{x:.1f}".removesuffix(".0"),
+            sla=data.sla_text(sla) if sla is not None else None,
+            error=error,
+            note=note,
+        )
+
+    @router.get("/followups/{followup_id:int}")
+    def followup_route(request: Request, followup_id: int) -> Response:
+        return handle(request, lambda ctx: _followup_page(request, ctx, followup_id))
+
     def _followup_action(
         request: Request, form: dict[str, str], followup_id: int, action: str
     ) -> Response:
+        from worker.services.followup_view import MAX_ID
         from worker.services.followups import acknowledge, get_followup, resolve
 
         back = _safe_next(_form_str(form, "back") or "/queue")
 
         def allowed(ctx: Ctx) -> None:
+            if not 0 < followup_id <= MAX_ID:
+                raise NotFound(f"no follow-up with id {followup_id}")
             item = get_followup(ctx.db, followup_id)
             if not accounts.can_see_followup(ctx.user, item.reason):
                 raise Denied
@@ -484,6 +541,16 @@ def dashboard_router(rt: Runtime) -> APIRouter:
             return _redirect(f"{back}{sep}done={done}#f{followup_id}")
 
         def on_error(ctx: Ctx, exc: Exception) -> Response:
+            if back == f"/followups/{followup_id}":
+                # Sent from the follow-up's own page: show it again, the note kept.
+                return _followup_page(
+                    request,
+                    ctx,
+                    followup_id,
+                    error=_message(exc),
+                    note=_form_str(form, "note"),
+                    status=422,
+                )
             rows = data.queue(ctx.db, ctx.user, ctx.now)
             return render(
                 "queue.html.j2",

@@ -16,8 +16,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from worker.config import Settings
-from worker.domain.instruments import score
 from worker.services.accounts import can_see_clinical, can_see_followup
+from worker.services.followup_view import contact_href, item9_summary, senders
+from worker.services.scores import questionnaire_totals
 from worker.services.views import SEVERITY_ORDER
 from worker.store.models import (
     Appointment,
@@ -37,6 +38,8 @@ SLA = {"urgent": timedelta(minutes=15), "high": timedelta(hours=4), "routine": t
 REASON_LABELS = {
     "crisis_language": "Crisis language in a reply",
     "phq9_item9": "PHQ-9 item 9 (thoughts of self-harm)",
+    "possible_risk": "Possible risk language",
+    "phq9_item9_unanswered": "PHQ-9 item 9 unanswered",
     "high_pain": "High pain",
     "low_mood": "Low mood",
     "positive_screen": "Positive screen",
@@ -110,6 +113,9 @@ class QueueRow:
     evidence: list[dict[str, Any]]
     summary: str
     reply: str | None  # the patient's latest words behind it (clinicians only)
+    sender: str | None = None  # an unknown sender's number (clinicians only)
+    sender_href: str | None = None  # tel: (or mailto:) for it
+    item9: str | None = None  # PHQ-9 item 9: its text, the answer's label, the total so far
 
 
 def _summary(item: FollowUp, clinical: bool) -> str:
@@ -132,7 +138,14 @@ def _summary(item: FollowUp, clinical: bool) -> str:
 
 
 def queue_row(
-    item: FollowUp, patient_name: str, user: User, now: datetime, reply: str | None = None
+    item: FollowUp,
+    patient_name: str,
+    user: User,
+    now: datetime,
+    reply: str | None = None,
+    *,
+    sender: str | None = None,
+    item9: str | None = None,
 ) -> QueueRow:
     sla = SLA.get(item.severity, SLA["routine"])
     if item.acknowledged_at is not None:
@@ -159,6 +172,9 @@ def queue_row(
         evidence=list((item.detail or {}).get("evidence") or []),
         summary=_summary(item, can_see_clinical(user)),
         reply=reply if can_see_clinical(user) else None,
+        sender=sender if can_see_clinical(user) else None,
+        sender_href=contact_href(sender) if can_see_clinical(user) else None,
+        item9=item9 if can_see_clinical(user) else None,
     )
 
 
@@ -192,11 +208,26 @@ def queue(
         stmt = stmt.where(FollowUp.reason.in_(sorted(FRONTDESK_REASONS)))
     items = list(session.scalars(stmt.limit(limit)))
     names = _names(session, {i.patient_id for i in items if i.patient_id is not None})
-    replies = _replies(session, items) if can_see_clinical(user) else {}
+    clinical = can_see_clinical(user)
+    replies = _replies(session, items) if clinical else {}
+    numbers = senders(session, items) if clinical else {}
     return [
-        queue_row(i, names.get(i.patient_id or 0, "unknown sender"), user, now, replies.get(i.id))
+        queue_row(
+            i,
+            names.get(i.patient_id or 0, "unknown sender"),
+            user,
+            now,
+            replies.get(i.id),
+            sender=numbers.get(i.id),
+            item9=_item9_text(session, i) if clinical else None,
+        )
         for i in items
     ]
+
+
+def _item9_text(session: Session, item: FollowUp) -> str | None:
+    summary = item9_summary(session, item)
+    return summary.text if summary is not None else None
 
 
 def _last_inbound(item: FollowUp) -> int | None:
@@ -246,8 +277,17 @@ def one_queue_row(session: Session, user: User, followup_id: int, now: datetime)
 
     item = get_followup(session, followup_id)
     names = _names(session, {item.patient_id} if item.patient_id else set())
-    reply = _replies(session, [item]).get(item.id) if can_see_clinical(user) else None
-    return queue_row(item, names.get(item.patient_id or 0, "unknown sender"), user, now, reply)
+    clinical = can_see_clinical(user)
+    reply = _replies(session, [item]).get(item.id) if clinical else None
+    return queue_row(
+        item,
+        names.get(item.patient_id or 0, "unknown sender"),
+        user,
+        now,
+        reply,
+        sender=senders(session, [item]).get(item.id) if clinical else None,
+        item9=_item9_text(session, item) if clinical else None,
+    )
 
 
 def _names(session: Session, ids: set[int]) -> dict[int, str]:
@@ -378,37 +418,7 @@ def conversation(session: Session, patient_id: int, limit: int) -> list[dict[str
 def _totals(
     session: Session, patient_id: int, since: datetime
 ) -> dict[str, list[tuple[datetime, float]]]:
-    """Questionnaire totals by check-in: only complete answer sets are scored."""
-    rows = session.execute(
-        select(
-            Response.checkin_id,
-            Response.instrument,
-            Response.item,
-            Response.value,
-            Response.answered_at,
-        )
-        .where(
-            Response.patient_id == patient_id,
-            Response.instrument.in_(("phq9", "gad7", "peg")),
-            Response.answered_at >= since,
-        )
-        .order_by(Response.answered_at, Response.id)
-    )
-    groups: dict[tuple[Any, str], dict[str, Any]] = {}
-    for checkin_id, instrument, item, value, answered_at in rows:
-        key = (checkin_id if checkin_id is not None else answered_at, instrument)
-        g = groups.setdefault(key, {"values": {}, "at": answered_at})
-        g["values"][item] = value
-        g["at"] = max(g["at"], answered_at)
-    out: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-    for (_key, instrument), g in groups.items():
-        try:
-            total = score(instrument, g["values"]).total
-        except ValueError:
-            continue
-        if total is not None:
-            out[instrument].append((g["at"], float(total)))
-    return out
+    return questionnaire_totals(session, patient_id, since)
 
 
 def chart(
