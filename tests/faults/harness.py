@@ -80,7 +80,7 @@ SUMMARY: list[str] = []
 KINDS = (
     ("checkin", "How has your mood been"),
     ("ack", "Thank you, we got your answer"),
-    ("crisis", "We have let our care team know"),
+    ("crisis", "We told our care team"),
     ("stop", "You will get no more text messages"),
     ("page", "Urgent follow-up waiting"),
     ("clarify", "Sorry, we could not read that"),
