@@ -16,13 +16,14 @@ from sqlalchemy import select
 from tests.conftest import make_settings
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
+from worker.services.appointments import add_appointment
 from worker.services.expiry import expire_checkins
 from worker.services.immediate import queue_now, send_now
 from worker.services.inbound import Outcome, process_inbound, receive_sms
 from worker.services.patients import add_patient
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
-from worker.store.models import CheckIn, FollowUp, Message, Response
+from worker.store.models import Appointment, CheckIn, FollowUp, Message, Response
 
 PHONE = "+12125553101"
 ONCALL = "+12125559911"
@@ -235,3 +236,62 @@ def test_a_questionnaire_quiet_before_item_9_raises_no_item_9_followup(rt: Runti
     checkin, _, items, _ = rows(rt)
     assert checkin.status == "partial"
     assert "phq9_item9_unanswered" not in [f.reason for f in items]
+
+
+def remind(rt: Runtime, at: datetime) -> int:
+    """An appointment in two days and its reminder, sent at `at`. Returns the appointment id."""
+    with session_scope(rt.sessions) as session:
+        [patient_id] = session.scalars(select(CheckIn.patient_id)).all() or [None]
+        if patient_id is None:
+            patient_id = add_patient(
+                session,
+                now=at,
+                name="Pat Doe",
+                tz="America/New_York",
+                channel="sms",
+                phone=PHONE,
+                consent=["sms"],
+                send_window="00:00-24:00",
+            ).id
+        appointment = add_appointment(
+            session, patient_id, now=at, kind="consult", at="2027-03-12T10:00"
+        )
+        mid = queue_now(
+            session,
+            now=at,
+            dedupe_key="test:reminder",
+            template="reminder_consult",
+            kind="reminder",
+            channel="sms",
+            patient_id=patient_id,
+            appointment_id=appointment.id,
+            urgent=False,
+        )
+        assert mid is not None
+        row = session.get(Message, mid)
+        assert row is not None
+        row.appointment_version = appointment.version  # as the planner writes it
+        appointment_id = appointment.id
+    assert send_now(rt, [mid], at) == {"sent": 1}
+    return appointment_id
+
+
+def confirmed(rt: Runtime, appointment_id: int) -> bool:
+    with session_scope(rt.sessions) as session:
+        appointment = session.get(Appointment, appointment_id)
+        assert appointment is not None
+        return appointment.confirmed_at is not None
+
+
+def test_yes_while_item_9_waits_is_item_9_not_an_appointment_confirmation(rt: Runtime) -> None:
+    at = to_item9(rt)
+    appointment = remind(rt, at)
+    outcome = reply(rt, "yes", at + timedelta(minutes=1))
+    assert outcome.outcome == "crisis+questionnaire_stopped_item9"
+    assert not confirmed(rt, appointment)
+
+
+def test_yes_to_a_reminder_with_no_item_9_waiting_confirms(rt: Runtime) -> None:
+    appointment = remind(rt, T0)
+    assert reply(rt, "yes", T0 + timedelta(minutes=1)).outcome == "appointment_confirm"
+    assert confirmed(rt, appointment)
