@@ -295,3 +295,12 @@ def test_yes_to_a_reminder_with_no_item_9_waiting_confirms(rt: Runtime) -> None:
     appointment = remind(rt, T0)
     assert reply(rt, "yes", T0 + timedelta(minutes=1)).outcome == "appointment_confirm"
     assert confirmed(rt, appointment)
+
+
+def test_c_while_item_9_waits_still_confirms_the_appointment(rt: Runtime) -> None:
+    at = to_item9(rt)
+    appointment = remind(rt, at)
+    assert reply(rt, "C", at + timedelta(minutes=1)).outcome == "appointment_confirm"
+    assert confirmed(rt, appointment)
+    checkin, answers, _, _ = rows(rt)
+    assert checkin.status == "open" and "phq9_9" not in answers  # item 9 still waits

@@ -332,9 +332,9 @@ class _Processor:
     def appointment(self, body: str) -> bool:
         assert self.patient is not None
         verdict = appointment_reply(body)
-        if verdict is None or self.awaiting_item9():
+        if verdict is None or (is_yes(body) and self.awaiting_item9()):
             # "yes" while PHQ-9 item 9 waits for its answer is read as that answer, not as a
-            # confirmation of an appointment reminded the same week.
+            # confirmation of an appointment reminded the same week ("C", "R", "X" still are).
             return False
         # The next booked appointment that we have reminded the patient of recently.
         reminded = self.session.scalar(
