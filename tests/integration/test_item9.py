@@ -304,3 +304,59 @@ def test_c_while_item_9_waits_still_confirms_the_appointment(rt: Runtime) -> Non
     assert confirmed(rt, appointment)
     checkin, answers, _, _ = rows(rt)
     assert checkin.status == "open" and "phq9_9" not in answers  # item 9 still waits
+
+
+def email_phq9(rt: Runtime, answered: list[int]) -> CheckIn:
+    """A PHQ-9 sent by email at T0 (all items in one message) with items 1..len(answered)
+    answered, as the one-click links record them."""
+    with session_scope(rt.sessions) as session:
+        patient = add_patient(
+            session,
+            now=T0,
+            name="Pat Doe",
+            tz="America/New_York",
+            channel="email",
+            email="pat.doe@mail.example",
+            consent=["email"],
+            send_window="00:00-24:00",
+        )
+        mid = queue_now(
+            session,
+            now=T0,
+            dedupe_key="test:phq9-email",
+            template="checkin_item",
+            kind="checkin",
+            channel="email",
+            patient_id=patient.id,
+            instrument="phq9",
+            context={"instrument": "phq9", "item_index": 0},
+            urgent=False,
+        )
+        assert mid is not None
+    assert send_now(rt, [mid], T0) == {"sent": 1}
+    with session_scope(rt.sessions) as session:
+        [checkin] = session.scalars(select(CheckIn)).all()
+        for n, value in enumerate(answered, start=1):
+            session.add(
+                Response(
+                    checkin_id=checkin.id,
+                    patient_id=checkin.patient_id,
+                    instrument="phq9",
+                    item=f"phq9_{n}",
+                    value=value,
+                    answered_at=T0 + timedelta(minutes=n),
+                    source="email",
+                )
+            )
+        session.expunge(checkin)
+    return checkin
+
+
+@pytest.mark.parametrize(("answered", "raised"), [([1] * 8, True), ([], False)])
+def test_by_email_item_9_left_out_of_an_answered_form_is_a_high_followup(
+    rt: Runtime, answered: list[int], raised: bool
+) -> None:
+    checkin = email_phq9(rt, answered)
+    assert expire_checkins(rt, checkin.window_closes_at) == 1
+    reasons = [f.reason for f in rows(rt)[2]]
+    assert ("phq9_item9_unanswered" in reasons) == raised

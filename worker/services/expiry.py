@@ -1,8 +1,9 @@
 """Check-ins whose reply window closed: expired (nothing came back) or partial (a questionnaire
 abandoned part-way, kept as partial); then the missed-check-ins rule for their patients.
 
-A PHQ-9 that reached item 9 (thoughts of being better off dead or of self-harm) and closes with
-item 9 unanswered raises a high `phq9_item9_unanswered` follow-up (CLINICAL.md: item 9 left
+A PHQ-9 that reached item 9 (thoughts of being better off dead or of self-harm: by SMS the
+conversation got there; by email other items were answered) and closes with item 9 unanswered
+raises a high `phq9_item9_unanswered` follow-up (CLINICAL.md: item 9 left
 unanswered is a high follow-up), once, as the check-in closes: silence there must reach a human."""
 
 from __future__ import annotations
@@ -24,21 +25,25 @@ ITEM9_INDEX = get_instrument("phq9").keys.index(ITEM9_KEY)
 
 
 def _awaits_item9(session: Session, checkin: CheckIn) -> bool:
-    """The questionnaire's current item is PHQ-9 item 9 and it has no answer."""
-    if checkin.instrument != "phq9" or checkin.item_index < ITEM9_INDEX:
+    """PHQ-9 item 9 reached the patient and has no answer: by SMS, the conversation's current
+    item is item 9; by email (every item in one message), other items were answered and item 9
+    was left out."""
+    if checkin.instrument != "phq9":
         return False
-    answered = session.scalar(
-        select(Response.id)
-        .where(Response.checkin_id == checkin.id, Response.item == ITEM9_KEY)
-        .limit(1)
-    )
-    return answered is None
+    if checkin.channel != "email" and checkin.item_index < ITEM9_INDEX:
+        return False
+    items = set(session.scalars(select(Response.item).where(Response.checkin_id == checkin.id)))
+    if ITEM9_KEY in items:
+        return False
+    return checkin.channel != "email" or bool(items)
 
 
 def _item9_unanswered(session: Session, checkin: CheckIn, now: datetime) -> None:
+    # The message that carried item 9: the conversation's latest item, or the one email.
     prompt = session.execute(
         select(Message.id, Message.status, Message.sent_at)
-        .where(Message.dedupe_key == f"ci:{checkin.id}:item:{ITEM9_INDEX}")
+        .where(Message.checkin_id == checkin.id, Message.kind == "checkin")
+        .order_by(Message.id.desc())
         .limit(1)
     ).first()
     raise_followup(
@@ -50,6 +55,7 @@ def _item9_unanswered(session: Session, checkin: CheckIn, now: datetime) -> None
             "checkin_id": checkin.id,
             "instrument": "phq9",
             "item": ITEM9_KEY,
+            "channel": checkin.channel,
             "window_closed_at": checkin.window_closes_at.isoformat(),
             # Whether the item reached the patient: "failed" or "suppressed" mean it did not.
             "prompt_message_id": prompt.id if prompt else None,
