@@ -46,9 +46,10 @@ def render(data: dict[str, Any]) -> str:
         ("provider errors", _pairs(hour["errors_by_code"])),
         (
             "urgent follow-ups",
-            f"open {urgent['open']} (oldest {_age(urgent['oldest_open_seconds'])})  "
-            f"acknowledged {urgent['acknowledged']}",
+            f"open {urgent['open']} (oldest unacknowledged "
+            f"{_age(urgent['oldest_open_seconds'])})  acknowledged {urgent['acknowledged']}",
         ),
+        ("escalation ladder", _pairs(urgent.get("ladder", {}))),
     ]
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)

@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     clinic_phone: str | None = None
     oncall_phone: str | None = None
     oncall_email: str | None = None
+    # The escalation ladder (services/escalation.py): the on-call is paged, then re-paged every
+    # REPAGE_MINUTES up to REPAGE_COUNT times; then the backup; then every active admin.
+    repage_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    repage_count: int = Field(default=4, ge=0, le=100)
+    oncall_backup_phone: str | None = None
+    oncall_backup_email: str | None = None
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
@@ -212,6 +218,30 @@ class Settings(BaseSettings):
     def _check_window(cls, v: str) -> str:
         parse_window(v)
         return v
+
+    @field_validator("oncall_phone", "oncall_backup_phone")
+    @classmethod
+    def _check_oncall_phone(cls, v: str | None) -> str | None:
+        from worker.domain.contact import ContactError, normalize_phone
+
+        if v is None or not v.strip():
+            return None
+        try:
+            return normalize_phone(v)
+        except ContactError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("oncall_email", "oncall_backup_email")
+    @classmethod
+    def _check_oncall_email(cls, v: str | None) -> str | None:
+        from worker.domain.contact import ContactError, normalize_email
+
+        if v is None or not v.strip():
+            return None
+        try:
+            return normalize_email(v)
+        except ContactError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("clock")
     @classmethod

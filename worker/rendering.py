@@ -18,7 +18,7 @@ from typing import Any, Final
 import jinja2
 
 from worker.domain.names import LANGUAGES
-from worker.domain.sms_text import to_gsm_safe
+from worker.domain.sms_text import segments, to_gsm_safe
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _KINDS: Final = ("sms", "email")
@@ -73,6 +73,10 @@ def _tidy(text: str) -> str:
     return "\n".join(line.strip() for line in text.strip().splitlines())
 
 
+def _sms_segments(text: str, language: str = "en") -> int:
+    return segments(to_gsm_safe(text) if language == "en" else text)
+
+
 class Renderer:
     """Renders SMS and email templates. Build one and reuse it: Jinja caches compiled templates."""
 
@@ -88,6 +92,9 @@ class Renderer:
         # Plain-text bodies (SMS, email text part, subjects) are not HTML: escaping would show
         # "&amp;" to the patient. Only the HTML part is autoescaped.
         self._text = jinja2.Environment(autoescape=False, **options)  # noqa: S701
+        # Lets a template keep an optional part (the clinic's name in the crisis reply) only
+        # when it costs no extra segment, counted as the SMS will be sent.
+        self._text.filters["sms_segments"] = _sms_segments
         self._html = jinja2.Environment(autoescape=True, **options)
 
     def _render(

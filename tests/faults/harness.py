@@ -54,7 +54,7 @@ from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.embedded import free_port, redis_binary
 from worker.emulator import TwilioEmulator
-from worker.services.crisis import MAX_REPAGES, REPAGE_EVERY
+from worker.services.crisis import REPAGE_EVERY
 from worker.services.patients import add_patient
 from worker.services.plan import plan
 from worker.services.runtime import Runtime, build_runtime
@@ -80,7 +80,7 @@ SUMMARY: list[str] = []
 KINDS = (
     ("checkin", "How has your mood been"),
     ("ack", "Thank you, we got your answer"),
-    ("crisis", "We have let our care team know"),
+    ("crisis", "We told our care team"),
     ("stop", "You will get no more text messages"),
     ("page", "Urgent follow-up waiting"),
     ("clarify", "Sorry, we could not read that"),
@@ -880,8 +880,9 @@ class FaultRun:
         self, messages: list[dict[str, Any]], expected: int, t: Tally, final: bool
     ) -> int:
         """Pages to the on-call phone: one per urgent follow-up (each names its own link), and
-        re-pages of one still unacknowledged every REPAGE_EVERY, at most MAX_REPAGES times; a
-        page sooner than that, or more of them, is a duplicate. Returns the re-pages."""
+        re-pages of one still unacknowledged every REPAGE_EVERY (the on-call is the last rung of
+        the escalation ladder here: no backup, no admin); a page sooner than that is a
+        duplicate. Returns the re-pages."""
         by_link: dict[str, list[datetime]] = {}
         for m in messages:
             if m["to"] == ONCALL_PHONE and kind_of(m["body"]) == "page":
@@ -897,7 +898,7 @@ class FaultRun:
                 for a, b in itertools.pairwise(times)
                 if b - a < REPAGE_EVERY - timedelta(seconds=1)
             )
-            extra = too_soon + max(0, len(times) - 1 - MAX_REPAGES)
+            extra = too_soon
             t.duplicates += extra
             repages += len(times) - 1
             if final and extra:

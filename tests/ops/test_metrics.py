@@ -103,6 +103,9 @@ def test_it_reports_outbox_lag_sends_errors_followups_and_queues(db_url: str, br
     assert value(m, "checkin_open_followups", severity="routine", status="open") == 0
     assert value(m, "checkin_escalated_followups") == 1
     assert value(m, "checkin_escalation_pages") == 2
+    assert 600 <= value(m, "checkin_oldest_unacknowledged_urgent_seconds") < 630
+    ladder = {"oncall": 1, "backup": 0, "admins": 0, "unpaged": 0}
+    assert {s: value(m, "checkin_escalation_step_followups", step=s) for s in ladder} == ladder
 
     assert value(m, "checkin_broker_up") == 1
     assert value(m, "checkin_queue_depth", queue="bulk") == 2
@@ -118,6 +121,7 @@ def test_without_a_broker_the_rest_is_still_reported(sqlite_url: str) -> None:
         rt.close()
     assert value(m, "checkin_broker_up") == 0
     assert not [k for k in m if k[0] == "checkin_queue_depth"]
+    assert value(m, "checkin_oldest_unacknowledged_urgent_seconds") == 0
     assert value(m, "checkin_outbox_messages", status="scheduled") == 0
     assert value(m, "checkin_oldest_due_unsent_seconds") == 0
 

@@ -85,7 +85,12 @@ def test_it_shows_queues_outbox_lag_recent_failures_and_urgent_followups(
             "undelivered": 1,
             "errors_by_code": {"20429": 1, "21211": 2, "30005": 1},
         },
-        "urgent_followups": {"open": 1, "acknowledged": 1, "oldest_open_seconds": 600.0},
+        "urgent_followups": {
+            "open": 1,
+            "acknowledged": 1,
+            "oldest_open_seconds": 600.0,
+            "ladder": {"oncall": 1, "backup": 0, "admins": 0, "unpaged": 0},
+        },
     }
 
 
@@ -102,7 +107,8 @@ def test_the_table_reads_at_a_glance(sqlite_url: str, broker: str) -> None:
         "oldest due, unsent": "90s",
         "last hour": "sent sms 6  sent email 1  failed 2  undelivered 1",
         "provider errors": "20429 1  21211 2  30005 1",
-        "urgent follow-ups": "open 1 (oldest 10m)  acknowledged 1",
+        "urgent follow-ups": "open 1 (oldest unacknowledged 10m)  acknowledged 1",
+        "escalation ladder": "oncall 1  backup 0  admins 0  unpaged 0",
     }
 
 
@@ -132,7 +138,12 @@ def test_an_empty_database_shows_zeros(sqlite_url: str) -> None:
     data = Checkin({"CHECKIN_DATABASE_URL": sqlite_url}).json("ops", "status")
     assert set(data["outbox"].values()) == {0}
     assert data["oldest_due_unsent_seconds"] == 0.0
-    assert data["urgent_followups"] == {"open": 0, "acknowledged": 0, "oldest_open_seconds": None}
+    assert data["urgent_followups"] == {
+        "open": 0,
+        "acknowledged": 0,
+        "oldest_open_seconds": None,
+        "ladder": {"oncall": 0, "backup": 0, "admins": 0, "unpaged": 0},
+    }
 
 
 def test_a_bad_now_is_refused(sqlite_url: str) -> None:

@@ -42,6 +42,10 @@ CONTRACT_DEFAULTS: dict[str, Any] = {
     "clinic_phone": None,
     "oncall_phone": None,
     "oncall_email": None,
+    "repage_minutes": 15,
+    "repage_count": 4,
+    "oncall_backup_phone": None,
+    "oncall_backup_email": None,
     "send_window": "08:00-21:00",
     "tick_seconds": 15,
     "protocols_dir": None,
@@ -128,6 +132,18 @@ def test_values_come_from_the_environment_and_twilio_names_have_no_prefix(
     assert s.tick_seconds == 2.5
 
 
+def test_the_escalation_ladder_settings_are_read_and_normalised(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CHECKIN_REPAGE_MINUTES", "5")
+    env.setenv("CHECKIN_REPAGE_COUNT", "0")
+    env.setenv("CHECKIN_ONCALL_PHONE", "(212) 555-9911")
+    env.setenv("CHECKIN_ONCALL_BACKUP_PHONE", "212 555 9912")
+    env.setenv("CHECKIN_ONCALL_BACKUP_EMAIL", "Backup@Clinic.Example")
+    s = load_settings()
+    assert (s.repage_minutes, s.repage_count) == (5, 0)
+    assert (s.oncall_phone, s.oncall_backup_phone) == ("+12125559911", "+12125559912")
+    assert s.oncall_backup_email == "Backup@clinic.example"
+
+
 def test_a_dot_env_file_in_the_working_directory_is_read_and_the_environment_wins(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -206,6 +222,20 @@ BAD_VALUES = [
     pytest.param({"CHECKIN_TICK_SECONDS": "0"}, "CHECKIN_TICK_SECONDS", id="tick-zero"),
     pytest.param({"CHECKIN_TICK_SECONDS": "soon"}, "CHECKIN_TICK_SECONDS", id="tick-not-a-number"),
     pytest.param({"CHECKIN_SMTP_PORT": "70000"}, "CHECKIN_SMTP_PORT", id="smtp-port-range"),
+    pytest.param({"CHECKIN_REPAGE_MINUTES": "0"}, "CHECKIN_REPAGE_MINUTES", id="repage-zero"),
+    pytest.param({"CHECKIN_REPAGE_COUNT": "-1"}, "CHECKIN_REPAGE_COUNT", id="repage-count"),
+    pytest.param(
+        {"CHECKIN_ONCALL_BACKUP_PHONE": "555-CALL-ME"},
+        "CHECKIN_ONCALL_BACKUP_PHONE",
+        id="backup-phone",
+    ),
+    pytest.param(
+        {"CHECKIN_ONCALL_BACKUP_EMAIL": "backup-at-clinic"},
+        "CHECKIN_ONCALL_BACKUP_EMAIL",
+        id="backup-email",
+    ),
+    pytest.param({"CHECKIN_ONCALL_PHONE": "12"}, "CHECKIN_ONCALL_PHONE", id="oncall-phone"),
+    pytest.param({"CHECKIN_ONCALL_EMAIL": "on call"}, "CHECKIN_ONCALL_EMAIL", id="oncall-email"),
     pytest.param(
         {"TWILIO_API_URL": "localhost:8080"},
         "TWILIO_API_URL",

@@ -17,7 +17,7 @@ import pytest
 
 from worker.domain.instruments import answer_key, answer_options, get_instrument
 from worker.domain.names import APPOINTMENT_KINDS, LANGUAGES
-from worker.domain.sms_text import encoding, is_gsm7, segments
+from worker.domain.sms_text import encoding, is_gsm7, segments, to_gsm_safe
 from worker.rendering import RenderedEmail, Renderer, TemplateNotFound, format_when
 
 CLINIC = "Riverside Pain & Wellness"
@@ -318,7 +318,7 @@ def test_spanish_questionnaire_items_are_ucs2_within_the_measured_budget(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("name", ["crisis_reply", "help", "stop_confirmation"])
+@pytest.mark.parametrize("name", ["help", "stop_confirmation"])
 def test_safety_and_keyword_replies_fit_three_segments(
     renderer: Renderer, name: str, language: str
 ) -> None:
@@ -398,15 +398,64 @@ def test_help_reply_has_what_ctia_asks(renderer: Renderer, language: str) -> Non
         assert "tarifas de mensajes y datos" in body
 
 
+UNMONITORED = {"en": "This line is not monitored 24/7.", "es": "No leemos textos 24/7."}
+# The longest clinic names that still lead the crisis reply with the phone above (160 exactly).
+NAME_FITS = {"en": "Northside Pain & Wellness Ctr", "es": "Northside Pain and Wellness"}
+LONG_NAME = "Riverside Comprehensive Pain and Wellness Center of the Hudson Valley"
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_crisis_reply_names_988_911_the_clinic_and_the_unmonitored_line(
     renderer: Renderer, language: str
 ) -> None:
     body = renderer.sms("crisis_reply", language, sms_context("crisis_reply", language))
-    for needle in (LIFELINE, "988", "911", PHONE):
+    assert body.startswith(f"{CLINIC}: ")
+    for needle in ("988", "911", PHONE, UNMONITORED[language]):
         assert needle in body
-    unmonitored = {"en": "not monitored around the clock", "es": "no se revisan las 24 horas"}
-    assert unmonitored[language] in body
+    how = {"en": "Call or text 988", "es": "Llame al 988 y oprima 2, o mande AYUDA al 988"}
+    assert how[language] in body
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("phone", [PHONE, None])
+@pytest.mark.parametrize("name", [CLINIC, LONG_NAME, "Clínica San José"])
+def test_the_crisis_reply_is_one_gsm7_segment(
+    renderer: Renderer, language: str, phone: str | None, name: str
+) -> None:
+    # It must never queue behind itself at 1 segment a second. Both languages keep to GSM-7
+    # (the Spanish avoids á, í, ó, ú); a name that would add a segment, or make the Spanish
+    # UCS-2, is left out and the numbers stay.
+    context = dict(sms_context("crisis_reply", language), clinic_name=name, clinic_phone=phone)
+    body = renderer.sms("crisis_reply", language, context)
+    assert encoding(body) == "GSM-7", body
+    assert segments(body) == 1 and len(body) <= 160, (len(body), body)
+    assert "988" in body and "911" in body and UNMONITORED[language] in body
+    assert (PHONE in body) == (phone is not None)
+    left_out = name == LONG_NAME or (name == "Clínica San José" and language == "es")
+    opening = {"en": "We told our care team.", "es": "Avisamos al equipo."}
+    if left_out:
+        assert body.startswith(opening[language]), body
+    else:
+        assert body.startswith(f"{to_gsm_safe(name)}: {opening[language]}"), body
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_crisis_reply_keeps_the_name_up_to_160_characters(
+    renderer: Renderer, language: str
+) -> None:
+    fits = NAME_FITS[language]
+    context = dict(sms_context("crisis_reply", language), clinic_name=fits)
+    body = renderer.sms("crisis_reply", language, context)
+    assert len(body) == 160 and body.startswith(fits + ": ")
+    longer = renderer.sms("crisis_reply", language, dict(context, clinic_name=fits + "s"))
+    assert not longer.startswith(fits) and segments(longer) == 1 and PHONE in longer
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_oncall_page_is_one_gsm7_segment(renderer: Renderer, language: str) -> None:
+    link = "https://checkin.riverside-comprehensive-pain-and-wellness.example/followups/123456"
+    body = renderer.sms("oncall_page", language, common(language, link=link))
+    assert encoding(body) == "GSM-7" and segments(body) == 1, body
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -24,5 +24,6 @@ FOLLOWUP_REASONS: Final = (
     "cancel_request",
     "opt_out",
     "delivery_failed",
+    "phq9_item9_unanswered",
 )
 SEVERITIES: Final = ("urgent", "high", "routine")

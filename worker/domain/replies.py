@@ -24,7 +24,8 @@ extra words around the numbers. Decisions where texting is ambiguous:
   scale ("on a scale of 1-10"), "one" as a pronoun ("no one", "the one"), and digit runs longer
   than 9 (phone numbers).
 - Number words are English and Spanish 0-10 ("zero".."ten", "cero".."diez"; not "none", "una").
-- Answer labels (PHQ/GAD "several days") are used only when the text has no number at all.
+- Answer labels (PHQ/GAD "several days") and, with `frequency_words`, answers in words ("most
+  days", "nunca"; see `worker.domain.answer_words`) are used only when the text has no number.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
+from worker.domain.answer_words import read_frequency
 from worker.domain.keywords import normalize, skeleton, strip_accents
 
 Problem = Literal["no_numbers", "out_of_range", "ambiguous"]
@@ -383,11 +385,14 @@ def parse_answer(
     *,
     label_words: Mapping[str, Sequence[str]] | None = None,
     answer_labels: Sequence[str] | None = None,
+    frequency_words: bool = False,
 ) -> ParsedAnswer:
     """Read the values of `item_keys` (each scored `minimum`..`maximum`) from a reply.
 
     `label_words` maps item keys to words labelling a number (default `DEFAULT_LABEL_WORDS`);
-    `answer_labels[v]` is the text of answer v, matched when the reply has no number. More
+    `answer_labels[v]` is the text of answer v, matched when the reply has no number;
+    `frequency_words` adds the PHQ/GAD answers in words of `worker.domain.answer_words` ("most
+    days", "nunca"), in both languages (a negated one, "not every day", is ambiguous). More
     numbers than items -> "ambiguous" with no values; a number outside the range -> that item
     unset and "out_of_range"; no number -> "no_numbers"; fewer numbers than items -> a partial
     answer (problem None, complete False). Raises ValueError for no items or minimum > maximum.
@@ -420,8 +425,13 @@ def parse_answer(
     pairs: list[tuple[str | None, int | None]] = [
         (t.label, t.value if t.kind == "num" else None) for t in readings
     ]
-    if not pairs and answer_labels:
-        label_values = _label_answers(prepared, answer_labels)
+    if not pairs and (answer_labels or frequency_words):
+        label_values = _label_answers(prepared, answer_labels) if answer_labels else []
+        if frequency_words:
+            in_words, negated = read_frequency(text)
+            if negated:
+                return ParsedAnswer({}, False, "ambiguous", tuple(label_values + in_words))
+            label_values += [value for value in in_words if value not in label_values]
         pairs = [(None, value) for value in label_values]
         found = tuple(label_values)
     expected = set(item_keys)

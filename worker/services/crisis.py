@@ -3,7 +3,7 @@
 A crisis phrase or a positive PHQ-9 item 9 does all of: an immediate reply to the patient naming
 988, 911 and the clinic's phone; an urgent follow-up; a page to the on-call clinician by SMS and
 email carrying only a link (no identifiers, no content). Unacknowledged urgent follow-ups are
-re-paged every 15 minutes, up to 4 times.
+re-paged up the escalation ladder (services/ladder.py) until a human acknowledges.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from worker.services import ladder
 from worker.services.followups import raise_followup
 from worker.services.immediate import queue_now
 from worker.services.runtime import Runtime
@@ -23,6 +24,7 @@ from worker.store.models import FollowUp, Patient
 
 log = logging.getLogger(__name__)
 
+# The defaults of CHECKIN_REPAGE_MINUTES and CHECKIN_REPAGE_COUNT (the settings rule).
 REPAGE_EVERY = timedelta(minutes=15)
 MAX_REPAGES = 4
 
@@ -75,60 +77,29 @@ def start_crisis_path(
 
 
 def page(rt: Runtime, session: Session, item: FollowUp, now: datetime) -> list[int]:
-    """Page the on-call clinician about a follow-up (the n-th page has its own dedupe key)."""
-    n = item.page_count + 1
-    context = {"link": followup_link(rt, item.id)}
-    send: list[int] = []
-    s = rt.settings
-    if s.oncall_phone:
-        mid = queue_now(
-            session,
-            now=now,
-            dedupe_key=f"page:{item.id}:{n}:sms",
-            template="oncall_page",
-            kind="page",
-            channel="sms",
-            patient_id=None,
-            to_address=s.oncall_phone,
-            context=context,
-            followup_id=item.id,
-        )
-        send += [mid] if mid is not None else []
-    if s.oncall_email:
-        mid = queue_now(
-            session,
-            now=now,
-            dedupe_key=f"page:{item.id}:{n}:email",
-            template="oncall_page",
-            kind="page",
-            channel="email",
-            patient_id=None,
-            to_address=s.oncall_email,
-            context=context,
-            followup_id=item.id,
-        )
-        send += [mid] if mid is not None else []
-    if not (s.oncall_phone or s.oncall_email):
-        log.error("urgent follow-up %d: no CHECKIN_ONCALL_PHONE or _EMAIL to page", item.id)
-    item.page_count = n
-    item.last_paged_at = now
-    return send
+    """The follow-up's next page, on the rung of the escalation ladder it has reached."""
+    return ladder.page(rt.settings, session, item, followup_link(rt, item.id), now)
 
 
 def escalate(rt: Runtime, now: datetime) -> list[int]:
-    """Re-page urgent follow-ups nobody has acknowledged. Returns message ids to send now."""
+    """Page again every urgent follow-up nobody has acknowledged whose last page is
+    CHECKIN_REPAGE_MINUTES old (or that was never paged), one rung further up the ladder.
+    Returns message ids to send now."""
     send: list[int] = []
+    every = timedelta(minutes=rt.settings.repage_minutes)
     with session_scope(rt.sessions) as session:
-        stmt = select(FollowUp).where(
-            FollowUp.severity == "urgent",
-            FollowUp.status == "open",
-            FollowUp.page_count <= MAX_REPAGES,
-            FollowUp.last_paged_at <= now - REPAGE_EVERY,
+        stmt = (
+            select(FollowUp)
+            .where(
+                FollowUp.severity == "urgent",
+                FollowUp.status == "open",
+                or_(FollowUp.last_paged_at.is_(None), FollowUp.last_paged_at <= now - every),
+            )
+            .order_by(FollowUp.id)
         )
         if rt.is_postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         due = session.scalars(stmt).all()
         for item in due:
             send += page(rt, session, item, now)
-            log.warning("urgent follow-up %d re-paged (page %d)", item.id, item.page_count)
     return send

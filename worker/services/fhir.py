@@ -83,6 +83,7 @@ REASON_TEXT: Final = {
     "cancel_request": "Cancellation request",
     "opt_out": "Opted out of messages",
     "delivery_failed": "Message delivery failed",
+    "phq9_item9_unanswered": "PHQ-9 item 9 unanswered",
 }
 TASK_STATUS: Final = {"open": "requested", "acknowledged": "in-progress", "resolved": "completed"}
 TASK_PRIORITY: Final = {"urgent": "stat", "high": "urgent", "routine": "routine"}

@@ -1,8 +1,9 @@
 """The clinicians' follow-up queue: at most one open item per patient and reason.
 
 Later evidence for the same reason is appended to the open item instead of opening another, and
-raises its severity if the new evidence is more severe. Acknowledging stops re-paging; an urgent
-item cannot be resolved without a note of the action taken (CLINICAL.md).
+raises its severity if the new evidence is more severe. Acknowledging stops the escalation
+ladder (and pages not yet sent); an urgent item cannot be resolved without a note of the action
+taken (CLINICAL.md).
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker.domain.names import FOLLOWUP_REASONS, SEVERITIES
 from worker.services import audit
 from worker.services.errors import InvalidInput, NotFound
-from worker.store.models import FollowUp
+from worker.store.models import FollowUp, Message
 
 RANK = {"urgent": 0, "high": 1, "routine": 2}
 MAX_EVIDENCE = 50
@@ -103,6 +104,7 @@ def acknowledge(session: Session, followup_id: int, *, by: str, now: datetime) -
         item.acknowledged_by = by
         item.acknowledged_at = now
         item.updated_at = now
+        _stop_pages(session, item.id, now)
         audit.record(
             session,
             now=now,
@@ -131,6 +133,7 @@ def resolve(
         )
     if item.acknowledged_at is None:
         item.acknowledged_by, item.acknowledged_at = by, now
+        _stop_pages(session, item.id, now)
     item.status = "resolved"
     item.resolved_by = by
     item.resolved_at = now
@@ -147,6 +150,20 @@ def resolve(
         detail={"note": note} if note else {},
     )
     return item
+
+
+def _stop_pages(session: Session, followup_id: int, now: datetime) -> None:
+    """A human has it: pages not yet handed to the provider are not sent (the escalation tick
+    stops paging too, as it only pages `open` items)."""
+    session.execute(
+        update(Message)
+        .where(
+            Message.followup_id == followup_id,
+            Message.kind == "page",
+            Message.status.in_(("scheduled", "queued")),
+        )
+        .values(status="suppressed", status_reason="acknowledged", updated_at=now)
+    )
 
 
 def list_followups(

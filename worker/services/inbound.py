@@ -20,10 +20,11 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from worker.domain.answer_words import is_clear_zero
 from worker.domain.instruments import Instrument, get_instrument
 from worker.domain.keywords import appointment_reply, classify_keyword, detect_crisis, is_yes
-from worker.domain.replies import parse_answer
-from worker.domain.rules import evaluate_answer
+from worker.domain.replies import ParsedAnswer, parse_answer
+from worker.domain.rules import ITEM9_KEY, evaluate_answer
 from worker.services.answers import answers_so_far, raise_flags, raise_worsening
 from worker.services.crisis import start_crisis_path
 from worker.services.followups import raise_followup
@@ -331,7 +332,9 @@ class _Processor:
     def appointment(self, body: str) -> bool:
         assert self.patient is not None
         verdict = appointment_reply(body)
-        if verdict is None:
+        if verdict is None or (is_yes(body) and self.awaiting_item9()):
+            # "yes" while PHQ-9 item 9 waits for its answer is read as that answer, not as a
+            # confirmation of an appointment reminded the same week ("C", "R", "X" still are).
             return False
         # The next booked appointment that we have reminded the patient of recently.
         reminded = self.session.scalar(
@@ -379,6 +382,14 @@ class _Processor:
         late = latest.window_closes_at <= self.now or latest.status in ("expired",)
         return latest, late
 
+    def awaiting_item9(self) -> bool:
+        """The open check-in's current question is PHQ-9 item 9, its window still open."""
+        checkin, late = self.open_checkin()
+        if checkin is None or late or checkin.instrument != "phq9":
+            return False
+        keys = get_instrument("phq9").keys
+        return keys[min(checkin.item_index, len(keys) - 1)] == ITEM9_KEY
+
     def checkin_unsettled(self) -> bool:
         """A check-in SMS to this patient that the provider may have (and the patient may be
         answering) while our row does not say so yet."""
@@ -418,7 +429,14 @@ class _Processor:
             min(it.minimum for it in items),
             max(it.maximum for it in items),
             answer_labels=instrument.answer_labels,
+            frequency_words=instrument.answer_labels is not None,
         )
+        if [it.key for it in items] == [ITEM9_KEY]:
+            value = item9_value(body, parsed)
+            if value is None:
+                self.item9_unclear(checkin, parsed)
+                return True
+            parsed = ParsedAnswer({ITEM9_KEY: value}, True, None, parsed.found)
         if parsed.problem is not None or not parsed.values:
             if self.crisis:
                 # Crisis words with no answer in them: the crisis reply and the urgent follow-up
@@ -563,6 +581,42 @@ class _Processor:
         self.reply("ack", "ack")
         self.done("questionnaire_complete")
 
+    def item9_unclear(self, checkin: CheckIn, parsed: ParsedAnswer) -> None:
+        """A reply to PHQ-9 item 9 that is not a clear 0 ("yes", "sometimes", a question): no
+        value is stored (none can be read for sure), the questionnaire stops, and the crisis
+        path starts as for an answer of 1 or more (CLINICAL.md)."""
+        checkin.status = "partial"
+        checkin.answered_at = self.now
+        self.mark_partial(checkin)
+        detail = {
+            "inbound_id": self.inbound.id,
+            "checkin_id": checkin.id,
+            "instrument": "phq9",
+            "item": ITEM9_KEY,
+            "value": None,
+            "answer": "not_a_clear_0",
+            "problem": parsed.problem,
+            "found": list(parsed.found),
+            "loinc": get_instrument("phq9").item(ITEM9_KEY).loinc,
+            "text_kept_in_inbound": True,
+        }
+        if not self.crisis:
+            self.crisis = True
+            self.result.send += start_crisis_path(
+                self.rt,
+                self.session,
+                patient=self.patient,
+                reason="phq9_item9",
+                reply_to=self.inbound.from_address,
+                language=self.lang,
+                detail=detail,
+                dedupe=f"in:{self.inbound.id}",
+                now=self.now,
+            )
+        else:
+            self.followup("phq9_item9", "urgent", **detail)
+        self.done("questionnaire_stopped_item9")
+
     def mark_partial(self, checkin: CheckIn) -> None:
         self.session.execute(
             update(Response).where(Response.checkin_id == checkin.id).values(partial=True)
@@ -579,6 +633,18 @@ class _Processor:
         raise_worsening(
             self.session, self.patient, checkin, answers, self.now, {"inbound_id": self.inbound.id}
         )
+
+
+def item9_value(body: str, parsed: ParsedAnswer) -> int | None:
+    """The value to store for a reply to PHQ-9 item 9, or None when it is not sure: 0 only for
+    a clear 0 ("0", "no", "never", "not at all", "nunca"...); 1-3 when read as such ("2",
+    "every day"); anything else, including "0 but...", is None."""
+    if is_clear_zero(body):
+        return 0
+    value = parsed.values.get(ITEM9_KEY)
+    if parsed.problem is None and value is not None and value >= 1:
+        return value
+    return None
 
 
 def unprocessed(rt: Runtime, now: datetime, older_than: timedelta, limit: int = 100) -> list[int]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from worker.services import ladder
 from worker.store.models import MESSAGE_STATUSES, FollowUp, Message
 
 if TYPE_CHECKING:
@@ -101,7 +102,9 @@ def recent(
 
 
 def open_urgent(session: Session, now: datetime) -> dict[str, Any]:
-    """Urgent follow-ups not yet acknowledged (`open`) and acknowledged but not resolved."""
+    """Urgent follow-ups not yet acknowledged (`open`) and acknowledged but not resolved; the age
+    of the oldest unacknowledged one; and how many unacknowledged ones stand at each rung of the
+    escalation ladder (by their latest page; `unpaged`: none yet)."""
     rows = session.execute(
         select(FollowUp.status, func.count(), func.min(FollowUp.created_at))
         .where(FollowUp.severity == "urgent", FollowUp.status.in_(("open", "acknowledged")))
@@ -113,7 +116,26 @@ def open_urgent(session: Session, now: datetime) -> dict[str, Any]:
         "open": count,
         "acknowledged": by_status.get("acknowledged", (0, None))[0],
         "oldest_open_seconds": max((now - first).total_seconds(), 0.0) if first else None,
+        "ladder": ladder_steps(session),
     }
+
+
+def ladder_steps(session: Session) -> dict[str, int]:
+    """Unacknowledged urgent follow-ups by the ladder rung of their latest page. Few rows (each
+    one is a page nobody has answered), so the JSON detail is read here, not in SQL."""
+    counts = dict.fromkeys((*ladder.STEPS, "unpaged"), 0)
+    for detail, page_count in session.execute(
+        select(FollowUp.detail, FollowUp.page_count).where(
+            FollowUp.severity == "urgent", FollowUp.status == "open"
+        )
+    ):
+        pages = (detail or {}).get("escalation")
+        last = pages[-1] if isinstance(pages, list) and pages else None
+        step = last.get("step") if isinstance(last, dict) else None
+        if step is None and page_count:
+            step = "oncall"  # paged before the ladder kept its record: the on-call was paged
+        counts[step if step in counts else "unpaged"] += 1
+    return counts
 
 
 def status(rt: Runtime, now: datetime) -> dict[str, Any]:

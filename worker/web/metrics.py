@@ -60,6 +60,7 @@ class DatabaseCollector(Collector):
                 .where(FollowUp.status != "resolved")
                 .group_by(FollowUp.severity, FollowUp.status)
             ).all()
+            urgent = ops.open_urgent(session, now)
             escalated = session.execute(
                 select(
                     func.count(),
@@ -74,6 +75,7 @@ class DatabaseCollector(Collector):
         yield from self._recent(recent)
         yield lag
         yield from self._followups(followups, escalated)
+        yield from self._ladder(urgent)
         yield from self._queues()
 
     def _outbox(self, box: ops.Outbox) -> Iterator[Metric]:
@@ -165,6 +167,23 @@ class DatabaseCollector(Collector):
         )
         pages.add_metric([], int(repages))
         yield pages
+
+    def _ladder(self, urgent: dict[str, Any]) -> Iterator[Metric]:
+        oldest = GaugeMetricFamily(
+            "checkin_oldest_unacknowledged_urgent_seconds",
+            "Age of the oldest urgent follow-up nobody has acknowledged (0 when there is none)",
+        )
+        oldest.add_metric([], urgent["oldest_open_seconds"] or 0.0)
+        yield oldest
+        steps = GaugeMetricFamily(
+            "checkin_escalation_step_followups",
+            "Unacknowledged urgent follow-ups by the escalation ladder rung of their latest page "
+            "(oncall, backup, admins; unpaged: none yet)",
+            labels=["step"],
+        )
+        for step, count in urgent["ladder"].items():
+            steps.add_metric([step], count)
+        yield steps
 
     def _queues(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("checkin_broker_up", "1 when the broker answered this scrape")
