@@ -229,6 +229,21 @@ def test_a_phq9_item9_card_names_the_item_the_answer_and_the_total(
     assert "PHQ-9 total (0-27)" in page  # the complete PHQ-9 is in the last scores
 
 
+def test_an_item9_answer_in_words_shows_the_patients_words(clinic: Clinic, web: Browser) -> None:
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    send_checkin(clinic, pid, "phq9")
+    for answer in ["1", "1", "0", "1", "0", "1", "0", "0", "why do you ask"]:
+        clinic.text(PHONE, answer)
+    with session_scope(clinic.rt.sessions) as session:
+        (item,) = session.scalars(
+            select(FollowUp).where(FollowUp.reason == "phq9_item9", FollowUp.patient_id == pid)
+        ).all()
+        fid = item.id
+    web.sign_in(add_account(clinic, "clinician"))
+    page = web.get(f"/followups/{fid}").text
+    assert "answered in words: “why do you ask”; PHQ-9 so far 4 (8 of 9 items)" in page
+
+
 def test_a_partial_phq9_shows_the_total_so_far(clinic: Clinic, web: Browser) -> None:
     pid = clinic.patient(PHONE)
     now = datetime.now(UTC)

@@ -124,6 +124,11 @@ def item9_summary(session: Session, item: FollowUp) -> Item9 | None:
     raw = evidence.get("value")
     value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
     words = evidence.get("text") or evidence.get("words")
+    inbound_id = evidence.get("inbound_id")
+    if not words and value is None and isinstance(inbound_id, int):
+        # An item-9 reply that was not a clear 0 ("sometimes", "yes?") stores no value: the
+        # patient's own words are the answer a clinician needs to read.
+        words = session.scalar(select(InboundMessage.body).where(InboundMessage.id == inbound_id))
     answers: dict[str, int] = {}
     checkin_id = evidence.get("checkin_id")
     if isinstance(checkin_id, int):
