@@ -71,11 +71,11 @@ class _Metrics:
     beat_task: Gauge
     task_seconds: Histogram
     lock: threading.Lock = field(default_factory=threading.Lock)
-    children: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    children: dict[tuple[int, tuple[str, ...]], Any] = field(default_factory=dict)
 
     def child(self, metric: Counter | Histogram | Gauge, *labels: str) -> Any:
         """`metric.labels(*labels)`, bound once per label values and kept."""
-        key = (str(id(metric)), *labels)
+        key = (id(metric), labels)
         found = self.children.get(key)
         if found is None:
             with self.lock:
@@ -237,12 +237,15 @@ def sends_recorded(attempts: Iterable[Attempt], outcomes: Mapping[int, str]) -> 
     m = _M
     if m is None:
         return
+    counts: dict[tuple[str, str, str], int] = {}
     for a in attempts:
         outcome = outcomes.get(a.p.id)
         if outcome is None:
             continue
-        code = (a.error.code or "") if a.error is not None else ""
-        m.child(m.sends, a.p.channel, outcome, code).inc()
+        key = (a.p.channel, outcome, (a.error.code or "") if a.error is not None else "")
+        counts[key] = counts.get(key, 0) + 1
+    for (channel, outcome, code), n in counts.items():
+        m.child(m.sends, channel, outcome, code).inc(n)
 
 
 def not_attempted(settled: Mapping[int, str]) -> None:
