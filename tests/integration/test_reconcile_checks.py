@@ -117,3 +117,56 @@ def test_only_a_message_to_the_recipient_from_our_sender_with_the_body_is_ours()
     )
     assert [p.provider_id for p in ours] == ["SM4"]
     assert (other_recipient, other_sender) == (1, 1)
+
+
+def test_a_messaging_service_sender_is_matched_on_its_sid() -> None:
+    from tests.conftest import make_settings
+
+    service = "MG" + "a" * 32
+    settings = make_settings("sqlite://", twilio_messaging_service_sid=service)
+
+    def listed(sid: str, via: str | None) -> ProviderMessage:
+        return ProviderMessage(
+            sid, "+12125550701", "Hi", None, "sent", from_="+15005550006", messaging_service_sid=via
+        )
+
+    found = [listed("SM1", "MG" + "b" * 32), listed("SM2", None), listed("SM3", service)]
+    ours, other_recipient, other_sender = _ours(settings, found, "+12125550701", "Hi")
+    assert [p.provider_id for p in ours] == ["SM3"]
+    assert (other_recipient, other_sender) == (0, 2)
+
+
+def test_the_twilio_channel_lists_the_sender_of_each_message(
+    twilio_emulator: TwilioEmulator,
+) -> None:
+    """What the real SDK reads from the list: the From number, or the Messaging Service."""
+    from worker.channels.twilio_sms import TwilioSms
+
+    service = "MG" + "c" * 32
+    since = datetime.now(UTC) - timedelta(minutes=1)
+    by_number = TwilioSms(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        from_number=CLINIC_NUMBER,
+        messaging_service_sid=None,
+        api_url=twilio_emulator.base_url,
+    )
+    by_service = TwilioSms(
+        twilio_emulator.account_sid,
+        twilio_emulator.auth_token,
+        from_number=None,
+        messaging_service_sid=service,
+        api_url=twilio_emulator.base_url,
+    )
+    try:
+        by_number.send_sms("+12125550710", "one")
+        by_service.send_sms("+12125550711", "two")
+        [first] = by_number.find_sent("+12125550710", since)
+        [second] = by_number.find_sent("+12125550711", since)
+    finally:
+        by_number.close()
+        by_service.close()
+    assert (first.from_, first.messaging_service_sid, first.body) == (CLINIC_NUMBER, None, "one")
+    # Through a service Twilio may not have picked the number yet (`accepted`, no From): the
+    # service is what identifies the sender.
+    assert second.messaging_service_sid == service
