@@ -6,8 +6,10 @@ In the same run, for comparison:
 - the emulator alone: a tight client loop (raw keep-alive HTTP from 4 threads) posting messages,
   which is the most the emulator process accepts on this machine;
 - the simplest design (`bench.naive`: one Celery task per message, each with its own database
-  connection and Twilio client, prefork with one process per core) on the same rows, through the
-  same emulator.
+  connection and Twilio client) on the same rows, through the same emulator, on three pools:
+  Celery's default (prefork, one process per core: at 200 ms bounded at processes / 0.2 s by
+  construction), the threads pool with `-c 100` and the gevent pool with `-c 100` (what a Celery
+  user would run for I/O-bound tasks; gevent only when installed: `pip install -e .[bench]`).
 
 A measurement: n patients each get a due check-in, planned by the real planner and parked a day
 ahead; the processes are started and answer a ping; then every row is made due at once (t0),
@@ -44,6 +46,16 @@ from bench.system import (
 from worker.services.dispatch import claim_due
 
 NAIVE_PROCESSES = os.cpu_count() or 2
+#: The I/O-bound pools of the simplest design: threads or greenlets per worker process.
+NAIVE_CONCURRENCY = 100
+
+
+def gevent_available() -> bool:
+    try:
+        import gevent  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- the emulator alone
@@ -124,14 +136,17 @@ def system_run(kind: str, n: int, latency_ms: float) -> dict[str, Any]:
 # ---------------------------------------------------------------- the simplest design
 
 
-def naive_run(kind: str, n: int, latency_ms: float) -> dict[str, Any]:
+def naive_run(kind: str, n: int, latency_ms: float, pool: str = "prefork") -> dict[str, Any]:
+    """The simplest design on Celery's `pool`: prefork with one process per core, or one
+    process of threads or greenlets with NAIVE_CONCURRENCY at a time."""
+    concurrency = NAIVE_PROCESSES if pool == "prefork" else NAIVE_CONCURRENCY
     with stack(kind, latency_ms) as st:
         seed_due(st, n)
         st.procs.start(
             "naive-worker",
             [
                 "-m", "celery", "-A", "bench.naive", "worker", "-Q", "naive",
-                "-P", "prefork", "-c", str(NAIVE_PROCESSES), "-n", "naive@%h",
+                "-P", pool, "-c", str(concurrency), "-n", "naive@%h",
                 "--without-gossip", "--without-mingle", "--loglevel", "WARNING",
             ],
             env=st.env(),
@@ -155,7 +170,9 @@ def naive_run(kind: str, n: int, latency_ms: float) -> dict[str, Any]:
             rt.close()
             client.close()
     result["latency_ms"] = latency_ms
-    result["processes"] = NAIVE_PROCESSES
+    result["pool"] = pool
+    result["concurrency"] = concurrency
+    result["processes"] = NAIVE_PROCESSES if pool == "prefork" else 1
     return result
 
 
@@ -164,10 +181,16 @@ def naive_run(kind: str, n: int, latency_ms: float) -> dict[str, Any]:
 
 def run(quick: bool, run_index: int, kind: str) -> dict[str, Any]:
     sizes = (
-        {"alone": 1000, "fast": 1500, "slow": 1500, "naive_slow": 40, "naive_fast": 150}
+        {
+            "alone": 1000, "fast": 1500, "slow": 1500, "naive_slow": 40, "naive_fast": 150,
+            "pooled_slow": 400, "pooled_fast": 400,
+        }
         if quick
-        else {"alone": 4000, "fast": 10000, "slow": 10000, "naive_slow": 200, "naive_fast": 600}
-    )
+        else {
+            "alone": 4000, "fast": 10000, "slow": 10000, "naive_slow": 200, "naive_fast": 600,
+            "pooled_slow": 2000, "pooled_fast": 2000,
+        }
+    )  # fmt: skip
     out: dict[str, Any] = {"database": kind, "layout": layout(), "sizes": sizes}
     log(f"dispatch run {run_index}: emulator alone")
     out["emulator_alone"] = emulator_alone(sizes["alone"])
@@ -178,12 +201,22 @@ def run(quick: bool, run_index: int, kind: str) -> dict[str, Any]:
         log(
             f"  sustained {out[label]['per_second_sustained']}/s, total {out[label]['per_second_total']}/s"
         )
-    for label, latency, size in (
-        ("naive_200ms", 200.0, sizes["naive_slow"]),
-        ("naive_0ms", 0.0, sizes["naive_fast"]),
-    ):
+    naive = [
+        ("naive_200ms", 200.0, sizes["naive_slow"], "prefork"),
+        ("naive_0ms", 0.0, sizes["naive_fast"], "prefork"),
+        ("naive_threads_200ms", 200.0, sizes["pooled_slow"], "threads"),
+        ("naive_threads_0ms", 0.0, sizes["pooled_fast"], "threads"),
+    ]
+    if gevent_available():
+        naive += [
+            ("naive_gevent_200ms", 200.0, sizes["pooled_slow"], "gevent"),
+            ("naive_gevent_0ms", 0.0, sizes["pooled_fast"], "gevent"),
+        ]
+    else:
+        out["naive_gevent_skipped"] = "gevent is not installed (pip install -e .[bench])"
+    for label, latency, size, pool in naive:
         log(f"dispatch run {run_index}: {label} ({size} messages)")
-        out[label] = naive_run(kind, size, latency)
+        out[label] = naive_run(kind, size, latency, pool)
         log(
             f"  sustained {out[label]['per_second_sustained']}/s, total {out[label]['per_second_total']}/s"
         )

@@ -700,14 +700,27 @@ def worker_cmd(
     concurrency: int = typer.Option(4, "--concurrency", "-c"),
     name: str = typer.Option("checkin", "--name"),
     loglevel: str = typer.Option("INFO", "--loglevel"),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve this worker's Prometheus metrics here (default: CHECKIN_WORKER_METRICS_PORT).",
+    ),
 ) -> None:
     """Run a Celery worker (thread pool; sends go many at a time per process)."""
+    from worker import telemetry
     from worker.celery_app import create_celery
     from worker.logging_setup import configure_logging, leave_celery_logging_alone
 
     s = settings()
     configure_logging(s, loglevel)
     leave_celery_logging_alone()
+    port = metrics_port if metrics_port is not None else s.worker_metrics_port
+    if port is not None:
+        telemetry.enable()
+        telemetry.install_task_timer()
+        telemetry.serve(s.worker_metrics_host, port)
     celery = create_celery(s)
     celery.worker_main(
         [
@@ -751,15 +764,24 @@ def beat_cmd(
 def run_cmd(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=1,
+        max=65534,
+        help="The urgent worker's metrics port; the bulk worker's is the next one "
+        "(default: CHECKIN_WORKER_METRICS_PORT, else 9101).",
+    ),
 ) -> None:
     """Run everything in the foreground: embedded Redis (unless CHECKIN_BROKER_URL is set),
     the web app, an urgent and a bulk worker, and beat. Ctrl-C stops them all."""
     from worker.logging_setup import configure_logging
-    from worker.runner import run_all
+    from worker.runner import DEFAULT_METRICS_PORT, run_all
 
     s = settings()
     configure_logging(s)
-    raise typer.Exit(run_all(s, host=host, port=port))
+    metrics = metrics_port or s.worker_metrics_port or DEFAULT_METRICS_PORT
+    raise typer.Exit(run_all(s, host=host, port=port, metrics_port=metrics))
 
 
 def main() -> None:

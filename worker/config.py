@@ -212,6 +212,10 @@ class Settings(BaseSettings):
     # Web app processes (`checkin web`); `--workers` overrides. One process answers several
     # hundred webhooks a second; more use more cores (and memory, ~100 MB each).
     web_workers: int = Field(default=1, ge=1, le=64)
+    # Each `checkin worker` serves its own metrics on this port (worker/telemetry.py); unset:
+    # none (`checkin run` gives its urgent worker 9101 and its bulk worker 9102 by default).
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     @field_validator("send_window")
     @classmethod

@@ -37,6 +37,8 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 #: How often the supervisor looks at its children (and notices a signal).
 POLL_SECONDS = 0.2
+#: The urgent worker's metrics port (the bulk worker's is the next one).
+DEFAULT_METRICS_PORT = 9101
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -156,7 +158,9 @@ def _tend(child: Child, now: float) -> bool:
     return True
 
 
-def run_all(settings: Settings, *, host: str, port: int) -> int:
+def run_all(
+    settings: Settings, *, host: str, port: int, metrics_port: int = DEFAULT_METRICS_PORT
+) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     Path("var").mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -177,10 +181,16 @@ def run_all(settings: Settings, *, host: str, port: int) -> int:
     def cli(*args: str) -> Callable[[], subprocess.Popen[bytes]]:
         return lambda: _spawn(list(args), env)
 
+    def metrics(offset: int) -> tuple[str, str]:
+        return "--metrics-port", str(metrics_port + offset)
+
     children = [
         Child("web", cli("web", "--host", host, "--port", str(port))),
-        Child("worker-urgent", cli("worker", "-Q", "urgent", "-c", "4", "--name", "urgent")),
-        Child("worker-bulk", cli("worker", "-Q", "bulk", "-c", "4", "--name", "bulk")),
+        Child(
+            "worker-urgent",
+            cli("worker", "-Q", "urgent", "-c", "4", "--name", "urgent", *metrics(0)),
+        ),
+        Child("worker-bulk", cli("worker", "-Q", "bulk", "-c", "4", "--name", "bulk", *metrics(1))),
         Child("beat", cli("beat", "--schedule-file", "var/celerybeat-schedule")),
     ]
     supervised = list(children)
@@ -190,6 +200,8 @@ def run_all(settings: Settings, *, host: str, port: int) -> int:
         supervised.insert(0, redis_child)
     sys.stderr.write(
         f"checkin-worker running: http://{host}:{port}/healthz  (Ctrl-C stops everything)\n"
+        f"worker metrics: http://{settings.worker_metrics_host}:{metrics_port}/metrics (urgent), "
+        f":{metrics_port + 1}/metrics (bulk)\n"
         f"dashboard: http://{host}:{port}/  sign in with an account from `checkin users add`, "
         "or run `checkin demo` for a demo clinic and its sign-in\n"
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from celery import Celery
 
+from worker import telemetry
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
 from worker.services.send import SendPool
@@ -78,6 +79,7 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name="checkin.plan", ignore_result=True)  # type: ignore[untyped-decorator]
     def plan_task() -> int:
+        telemetry.beat_task_started("plan")
         return plan(proc.runtime, utcnow())
 
     @app.task(name="checkin.dispatch", ignore_result=True)  # type: ignore[untyped-decorator]
@@ -85,6 +87,7 @@ def register(app: Celery, settings: Settings) -> None:
         def enqueue(ids: list[int], queue: str) -> None:
             send.apply_async(args=[ids], **send_task_options(settings, queue))
 
+        telemetry.beat_task_started("dispatch")
         now = utcnow()
         result = dispatch(proc.runtime, now, enqueue)
         # Replies stored while the broker was unreachable, or whose worker died: process them.
@@ -99,6 +102,10 @@ def register(app: Celery, settings: Settings) -> None:
         now, without waiting for a dispatch cycle."""
         result = process_inbound(proc.runtime, int(inbound_id), utcnow())
         send_now(proc.runtime, result.send, utcnow())
+        if result.received_at is not None:
+            telemetry.inbound_processed(
+                result.outcome, (utcnow() - result.received_at).total_seconds()
+            )
         return result.outcome
 
     @app.task(  # type: ignore[untyped-decorator]
@@ -143,6 +150,7 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name="checkin.escalate", ignore_result=True)  # type: ignore[untyped-decorator]
     def escalate_task() -> int:
+        telemetry.beat_task_started("escalate")
         now = utcnow()
         expire_checkins(proc.runtime, now)
         pages = escalate(proc.runtime, now)

@@ -31,7 +31,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 CHECKIN = Path(sys.prefix) / "bin" / "checkin"
 
 CHECKIN_SERVICES = ("migrate", "web", "worker-urgent", "worker-bulk", "beat")
-SERVICES = ("postgres", "redis", *CHECKIN_SERVICES, "flower", "mailpit")
+MONITORING = ("prometheus", "blackbox", "grafana")
+SERVICES = ("postgres", "redis", *CHECKIN_SERVICES, "flower", "mailpit", *MONITORING)
 COMMANDS = {
     "migrate": ["db", "upgrade"],
     "web": ["web", "--host", "0.0.0.0", "--port", "8000"],
@@ -414,3 +415,83 @@ def test_docker_compose_config_accepts_the_file() -> None:
         timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------- the `monitoring` profile
+
+
+def _mounts(svc: dict[str, Any]) -> dict[str, Path]:
+    """container path -> host path (in the repository) of the service's bind mounts."""
+    out = {}
+    for volume in svc.get("volumes", []):
+        host, container, *_ = volume.split(":")
+        if host.startswith("./"):
+            out[container] = ROOT / host
+    return out
+
+
+def test_monitoring_runs_only_in_its_profile(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        if name in MONITORING:
+            assert svc["profiles"] == ["monitoring"], name
+            assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", [])), name
+        else:
+            assert "profiles" not in svc, f"{name} must start without a profile"
+    assert {"prometheus-data", "grafana-data"} <= set(compose["volumes"])
+
+
+def test_prometheus_is_provisioned_from_the_repository_files(compose: dict[str, Any]) -> None:
+    prometheus = service(compose, "prometheus")
+    mounts = _mounts(prometheus)
+    config = mounts["/etc/prometheus/prometheus.yml"]
+    assert config == ROOT / "deploy/prometheus/prometheus.yml" and config.is_file()
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    scrape = yaml.safe_load(config.read_text())
+    # Rule files are read relative to the config file: mounted next to it.
+    for rule_file in scrape["rule_files"]:
+        assert mounts[f"/etc/prometheus/{rule_file}"] == ROOT / "deploy/prometheus" / rule_file
+        assert (ROOT / "deploy/prometheus" / rule_file).is_file()
+
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert set(jobs) == {"checkin-web", "checkin-workers", "checkin-public-url"}
+    [web] = jobs["checkin-web"]["static_configs"][0]["targets"]
+    assert web == "web:8000" and "web --host 0.0.0.0 --port 8000" in " ".join(COMMANDS["web"])
+    # Every worker replica, by the compose service names, on the port the workers listen on.
+    [sd] = jobs["checkin-workers"]["dns_sd_configs"]
+    assert set(sd["names"]) == {"worker-urgent", "worker-bulk"} <= set(compose["services"])
+    env = resolved_environment(compose, {})
+    assert sd["port"] == int(env["CHECKIN_WORKER_METRICS_PORT"])
+    assert env["CHECKIN_WORKER_METRICS_HOST"] == "0.0.0.0", "reachable from the prometheus service"
+    probe = jobs["checkin-public-url"]
+    replacement = next(r for r in probe["relabel_configs"] if r["target_label"] == "__address__")
+    assert replacement["replacement"].split(":")[0] == "blackbox"
+    blackbox = service(compose, "blackbox")
+    module_file = _mounts(blackbox)["/etc/blackbox/blackbox.yml"]
+    modules = yaml.safe_load(module_file.read_text())["modules"]
+    assert probe["params"]["module"][0] in modules
+
+
+def test_grafana_is_provisioned_with_the_datasource_and_the_dashboard(
+    compose: dict[str, Any],
+) -> None:
+    grafana = service(compose, "grafana")
+    mounts = _mounts(grafana)
+    provisioning = mounts["/etc/grafana/provisioning"]
+    [datasource] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert datasource["url"] == "http://prometheus:9090" and datasource["type"] == "prometheus"
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "checkin.yml").read_text())[
+        "providers"
+    ]
+    folder = provider["options"]["path"]
+    dashboards = {c: h for c, h in mounts.items() if c.startswith(folder + "/")}
+    assert dashboards == {
+        f"{folder}/checkin-worker.json": ROOT / "deploy/grafana/checkin-worker.json"
+    }
+    import json
+
+    dashboard = json.loads((ROOT / "deploy/grafana/checkin-worker.json").read_text())
+    uids = {t["datasource"]["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+    assert uids == {datasource["uid"]}
+    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"] == "false"

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.integration.procs import scrape
 from worker.embedded import free_port
 
 pytestmark = [
@@ -162,12 +163,13 @@ def start_run(newcomer: Newcomer) -> Iterator[Callable[..., Run]]:
     test left it running, together with every process it started (and nothing else)."""
     runs: list[Run] = []
 
-    def start(port: int | None = None) -> Run:
+    def start(port: int | None = None, metrics_port: int | None = None) -> Run:
         port = port or free_port()
+        metrics = ["--metrics-port", str(metrics_port)] if metrics_port else []
         out, err = newcomer.cwd.parent / "run.out", newcomer.cwd.parent / "run.err"
         with out.open("wb") as stdout, err.open("wb") as stderr:
             proc = subprocess.Popen(
-                [str(CHECKIN), "run", "--port", str(port)],
+                [str(CHECKIN), "run", "--port", str(port), *metrics],
                 cwd=newcomer.cwd,
                 env=newcomer.env,
                 stdin=subprocess.DEVNULL,
@@ -293,7 +295,8 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
     assert (newcomer.cwd / "var" / "checkin.db").is_file()
 
     # 2. `checkin run`; healthy within a minute.
-    r = start_run()
+    metrics_port = free_port()
+    r = start_run(metrics_port=metrics_port)
     time_to_healthy = wait_healthy(r)
 
     # Everything `checkin run` promises is running, as its own processes.
@@ -319,6 +322,11 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
     sent, time_to_planned = wait_for_demo_message(newcomer, r, patients)
     time_to_sent = time.monotonic() - demo_at
     assert get_health(r.port)[0] == 200
+    # The workers' own metrics: the bulk worker sent it; the urgent one ran dispatch.
+    bulk = scrape(metrics_port + 1)
+    assert sum(v for (name, _), v in bulk.items() if name == "checkin_sends_total") >= 1, bulk
+    urgent = scrape(metrics_port)
+    assert any(n == "checkin_beat_task_last_run_timestamp_seconds" for n, _ in urgent), urgent
 
     # 5. Ctrl-C: SIGINT to the run's process group, as the terminal sends it; 6. nothing it
     # started is left.

@@ -23,13 +23,16 @@ class SendResult:
 
 @dataclass(frozen=True)
 class ProviderMessage:
-    """One message as the provider lists it; used to reconcile rows whose outcome is unknown."""
+    """One message as the provider lists it; used to reconcile rows whose outcome is unknown.
+    `from_` and `messaging_service_sid`: the sender, as the provider reports it."""
 
     provider_id: str
     to: str
     body: str
     created_at: datetime | None
     status: str | None
+    from_: str | None = None
+    messaging_service_sid: str | None = None
 
 
 class ChannelError(Exception):

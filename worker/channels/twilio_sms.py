@@ -149,6 +149,12 @@ class TwilioSms:
                         body=str(message.body or ""),
                         created_at=created if isinstance(created, datetime) else None,
                         status=str(message.status) if message.status else None,
+                        from_=str(message.from_) if message.from_ else None,
+                        messaging_service_sid=(
+                            str(message.messaging_service_sid)
+                            if message.messaging_service_sid
+                            else None
+                        ),
                     )
                 )
         except TwilioRestException as exc:

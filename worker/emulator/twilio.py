@@ -10,6 +10,7 @@ What it speaks:
   `{"code", "message", "more_info", "status"}`.
 - `GET  .../Messages.json` with To, From, DateSent, DateSent<, DateSent> (compared by UTC date, as
   Twilio does), PageSize, Page and PageToken; newest first; `next_page_uri` as the SDK follows it.
+  `list_ignores_to` makes it ignore the `To` filter (a faulty list, for reconciliation tests).
 - `GET  .../Messages/{Sid}.json`.
 
 Emulator control (no auth; it listens on loopback), for other processes to drive it:
@@ -168,6 +169,9 @@ class EmulatorConfig:
     retry_after: int = 1
     #: Seed for the random choices; None seeds from the OS.
     seed: int | None = None
+    #: When true, listing messages ignores the `To` filter and answers with everyone's (as a
+    #: misbehaving proxy or a changed API might): what reconciliation must not trust.
+    list_ignores_to: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -194,8 +198,9 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be a number >= 0")
         if not isinstance(self.retry_after, int) or self.retry_after < 0:
             raise ValueError("retry_after must be an integer >= 0")
-        if not isinstance(self.status_callbacks, bool):
-            raise ValueError("status_callbacks must be true or false")
+        for name in ("status_callbacks", "list_ignores_to"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
         if self.seed is not None and not isinstance(self.seed, int):
             raise ValueError("seed must be an integer or null")
         if not isinstance(self.errors, list) or not all(
@@ -831,10 +836,11 @@ class TwilioEmulator:
         )
 
         with self._lock:
+            by_to = "To" in args and not self._config.list_ignores_to
             matching = [
                 m
                 for m in self._messages.values()
-                if ("To" not in args or m.to == args["To"])
+                if (not by_to or m.to == args["To"])
                 and ("From" not in args or m.from_ == args["From"])
                 and _date_matches(m.date_sent, on, before, after)
             ]

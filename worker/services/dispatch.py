@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import case, select, update
 
+from worker import telemetry
 from worker.services.reconcile import reconcile
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -34,8 +35,11 @@ class DispatchResult:
     by_queue: dict[str, int] = field(default_factory=dict)
 
 
-def claim_due(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]]:
-    """Claim up to `limit` due rows, urgent first. Returns (id, queue) pairs now `queued`."""
+def claim_due(
+    rt: Runtime, now: datetime, limit: int, due: dict[int, datetime] | None = None
+) -> list[tuple[int, str]]:
+    """Claim up to `limit` due rows, urgent first. Returns (id, queue) pairs now `queued`;
+    `due`, when given, receives each claimed row's due time."""
     with session_scope(rt.sessions) as session:
         candidates = (
             select(Message.id)
@@ -52,9 +56,11 @@ def claim_due(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]]:
             update(Message)
             .where(Message.id.in_(ids), Message.status == "scheduled")
             .values(status="queued", queued_at=now, updated_at=now)
-            .returning(Message.id, Message.priority)
+            .returning(Message.id, Message.priority, Message.due_at)
         ).all()
-    return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio in claimed]
+    if due is not None:
+        due.update((mid, at) for mid, _prio, at in claimed)
+    return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio, _at in claimed]
 
 
 def stale_queued(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]]:
@@ -105,11 +111,12 @@ def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
     result.requeued = len(stale) + len(requeue.to_send)
     work += stale
     claimed: list[tuple[int, str]] = []
+    due: dict[int, datetime] = {}  # claimed rows' due times, for the due-to-enqueued metric
     budget = claim_budget(rt)
     # Keep claiming while batches come back full: one batch per tick would cap the whole system
     # at batch/tick (500 per 15 s = 33/s) however many workers wait.
     while len(claimed) < budget:
-        batch = claim_due(rt, now, min(limit, budget - len(claimed)))
+        batch = claim_due(rt, now, min(limit, budget - len(claimed)), due)
         claimed += batch
         if len(batch) < limit:
             break
@@ -125,6 +132,9 @@ def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
             part = ids[i : i + size]
             try:
                 enqueue(part, queue)
+                telemetry.enqueued(
+                    queue, ((now - due[m]).total_seconds() for m in part if m in due)
+                )
             except Exception:
                 log.exception("enqueue failed; %d messages go back to scheduled", len(part))
                 _unclaim(rt, part, now)

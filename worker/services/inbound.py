@@ -62,6 +62,7 @@ class Outcome:
     inbound_id: int
     outcome: str = "none"
     send: list[int] = field(default_factory=list)
+    received_at: datetime | None = None  # when the reply arrived (for the latency metric)
 
 
 def receive_sms(
@@ -146,6 +147,7 @@ def process_inbound(rt: Runtime, inbound_id: int, now: datetime) -> Outcome:
                 return result
             inbound = session.get(InboundMessage, inbound_id)
             assert inbound is not None
+            result.received_at = inbound.received_at
             patient = find_patient(session, inbound.from_address)
             if patient is not None:
                 inbound.patient_id = patient.id

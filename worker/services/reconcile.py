@@ -5,6 +5,11 @@ request may have reached the provider. Twilio takes no idempotency key, so these
 the provider's message list (matched by recipient, body and time) and never blindly resent: found
 means sent; not found means the request never arrived, and the row goes back to be sent.
 Channels that cannot be asked (SMTP, console) leave such rows `unknown` for an operator.
+
+What the list returns is checked, not trusted: a message counts as ours only when its
+recipient, its sender and its body are the row's. A list that ignored its `To` filter (a proxy,
+an API change) once made one patient's message be recorded as another's, who then never got
+theirs. Messages to someone else or from another sender are logged (counts only) and ignored.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
+from worker import telemetry
 from worker.channels import ProviderMessage
+from worker.config import Settings
 from worker.services.runtime import Runtime
 from worker.services.send_record import open_checkins
 from worker.store.db import session_scope
@@ -69,13 +76,15 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
                     reason="worker_lost_mid_send",
                 )
                 result.left_unknown.append(mid)
+                telemetry.reconciled("left_unknown")
             continue
         try:
             found = sms.find_sent(to, sending_at - LOOKBACK)
         except Exception:
             log.warning("reconcile: provider list failed for message %d; will retry", mid)
+            telemetry.reconciled("list_failed")
             continue
-        match = _match(rt, found, body or "")
+        match = _match(rt, mid, _ours(rt.settings, found, to, body or ""))
         # Every move below is conditional on the row being exactly as the snapshot saw it, the
         # same status *and* the same send attempt (sending_at): while this pass was asking the
         # provider, another dispatcher may have reconciled the row and a worker re-sent it;
@@ -83,6 +92,9 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
         if match is not None:
             if _resolve_sent(rt, mid, status, sending_at, match, now):
                 result.resolved.append(mid)
+                telemetry.reconciled("found")
+            else:
+                telemetry.reconciled("superseded")
         elif _move(
             rt,
             mid,
@@ -94,11 +106,54 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             queued_at=now,
         ):
             result.to_send.append((mid, priority == "urgent"))
+            telemetry.reconciled("not_found")
+        else:
+            telemetry.reconciled("superseded")
     return result
 
 
-def _match(rt: Runtime, found: list[ProviderMessage], body: str) -> ProviderMessage | None:
-    candidates = [p for p in found if p.body == body]
+def _same_sender(settings: Settings, p: ProviderMessage) -> bool:
+    """Sent from our sender: the From number when one is configured (Twilio sends from it even
+    through a Messaging Service), else the Messaging Service."""
+    if settings.twilio_from_number:
+        return p.from_ == settings.twilio_from_number
+    if settings.twilio_messaging_service_sid:
+        return p.messaging_service_sid == settings.twilio_messaging_service_sid
+    return False
+
+
+def _ours(
+    settings: Settings, found: list[ProviderMessage], to: str, body: str
+) -> tuple[list[ProviderMessage], int, int]:
+    """The listed messages that are to `to`, from our sender, with this body; and how many were
+    to another recipient, and from another sender."""
+    foreign_to = foreign_from = 0
+    same: list[ProviderMessage] = []
+    for p in found:
+        if p.to != to:
+            foreign_to += 1
+        elif not _same_sender(settings, p):
+            foreign_from += 1
+        elif p.body == body:
+            same.append(p)
+    return same, foreign_to, foreign_from
+
+
+def _match(
+    rt: Runtime, mid: int, ours: tuple[list[ProviderMessage], int, int]
+) -> ProviderMessage | None:
+    candidates, foreign_to, foreign_from = ours
+    if foreign_to or foreign_from:
+        # Counts only: the numbers and bodies stay out of the log.
+        log.warning(
+            "reconcile: message %d: the provider's list returned %d message(s) to another "
+            "recipient and %d from another sender; ignored",
+            mid,
+            foreign_to,
+            foreign_from,
+        )
+        telemetry.reconcile_foreign("recipient", foreign_to)
+        telemetry.reconcile_foreign("sender", foreign_from)
     if not candidates:
         return None
     with session_scope(rt.sessions) as session:

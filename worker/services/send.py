@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from worker import telemetry
 from worker.channels import ChannelError, DeliveryUnknown, SendResult
 from worker.domain.sms_text import segments
 from worker.services.pacing import Grant
@@ -205,6 +206,7 @@ def send_chunk(
             pool.release(held)
         return {mid: "error" for mid in ids}
     outcomes = dict(claimed.settled)
+    telemetry.not_attempted(claimed.settled)
     todo = claimed.prepared
     if pool is not None:
         pool.release(held - len(todo))  # rows settled without a call need no thread
@@ -254,6 +256,7 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
         if p.channel == "sms" and rt.pacer is not None:
             # The sender's shared limit (services/pacing.py), taken just before the provider call.
             turn = rt.pacer.turn(segments(p.body), urgent=p.priority == "urgent")
+            telemetry.paced(p.priority, turn.waited, turn.defer is not None)
             at += timedelta(seconds=turn.waited)
             if turn.defer is not None:
                 return Attempt(p, at, defer=turn.defer)
@@ -283,6 +286,7 @@ def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
         answered = True
         return result
     finally:
+        telemetry.provider_call(p.channel, time.monotonic() - started, answered)
         if grant is not None and rt.pacer is not None:
             # The sender's slots are dated from the provider's answer (services/pacing.py).
             rt.pacer.answered(grant, learn=answered, took=time.monotonic() - started)

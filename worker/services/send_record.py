@@ -16,6 +16,7 @@ from typing import cast
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from worker import telemetry
 from worker.channels import ChannelError, SendResult
 from worker.services.patients import withdraw_consent
 from worker.services.runtime import Runtime
@@ -67,6 +68,7 @@ def record(rt: Runtime, attempts: list[Attempt]) -> dict[int, str]:
                 outcomes[a.p.id] = _pace_later(session, a.p, a.at, a.defer)
             elif a.error is not None:
                 outcomes[a.p.id] = _failed(rt, session, a.p, a.at, a.error)
+    telemetry.sends_recorded(attempts, outcomes)  # once committed
     return outcomes
 
 

@@ -51,7 +51,6 @@ REASON_LABELS = {
     "cancel_request": "Cancellation request",
     "opt_out": "Opted out of SMS",
     "delivery_failed": "Delivery failed",
-    "phq9_item9_unanswered": "PHQ-9 item 9 unanswered",
 }
 
 KIND_LABELS = {

@@ -27,6 +27,7 @@ from worker.services import ops
 from worker.services.runtime import Runtime
 from worker.store.models import FollowUp
 from worker.store.models import Message as Row
+from worker.web.inbound_metrics import InboundCollector
 
 #: Upper bounds (seconds) of the due-to-sent lag buckets.
 LAG_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
@@ -253,6 +254,7 @@ def render_metrics(rt: Runtime, process: CollectorRegistry | None = None) -> tup
     metrics, e.g. webhook latency) when given."""
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(rt))
+    registry.register(InboundCollector(rt))
     body = generate_latest(registry)
     if process is not None:
         body += generate_latest(process)
