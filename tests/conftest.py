@@ -83,7 +83,7 @@ def redis_url() -> Iterator[str]:
         yield server.url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def amqp_url() -> Iterator[str]:
     """A real RabbitMQ (CHECKIN_TEST_AMQP_URL), in a virtual host of this test run's own when
     rabbitmqctl can create one (parallel runs then never share a queue)."""
