@@ -19,7 +19,7 @@ number of ready messages on every transport), never from the transport's interna
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from worker.config import Settings
 
@@ -37,9 +37,14 @@ DEFAULT_MASTER = "mymaster"
 
 
 def split_url(url: str) -> tuple[str, dict[str, str]]:
-    """The URL kombu is given (our `?options` removed) and those options."""
+    """A sentinel URL without its `?master_name=…` (ours, not kombu's), and the options; any
+    other URL unchanged (rediss:// carries kombu's own `ssl_cert_reqs` there)."""
     base, sep, query = url.partition("?")
-    return (base, dict(parse_qsl(query))) if sep else (url, {})
+    if not sep or not url.startswith("sentinel://"):
+        return url, {}
+    options = dict(parse_qsl(query))
+    rest = urlencode([(k, v) for k, v in parse_qsl(query) if k != "master_name"])
+    return (f"{base}?{rest}" if rest else base), options
 
 
 def transport_options(settings: Settings) -> dict[str, Any]:

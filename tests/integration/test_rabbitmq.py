@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -51,6 +52,12 @@ def test_messages_and_a_crisis_reply_go_through_rabbitmq(
                 20,
                 "one crisis and one routine reply waiting in RabbitMQ",
             )
+            # The same figures on /metrics, and /healthz asks RabbitMQ too.
+            metrics = httpx.get(f"{clinic.base_url}/metrics", timeout=10).text
+            assert 'checkin_queue_depth{queue="crisis"} 1.0' in metrics
+            assert "checkin_broker_up 1.0" in metrics
+            health = httpx.get(f"{clinic.base_url}/healthz", timeout=10).json()
+            assert health["broker"] == "ok"
             procs.env = {
                 **base_env(tmp_path, db_url, redis_url, emulator),
                 **broker,
