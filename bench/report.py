@@ -568,6 +568,16 @@ def section_crisis_burst(e: dict[str, Any]) -> list[str]:
         f"{fmt(med(runs, 'burst_processed_seconds'))} s. Crises never answered: "
         f"{sum(r.get('missing', 0) for r in runs)}.",
     ]
+    load = e.get("load_at_start")
+    if load is not None and load > BUSY_LOAD:
+        lines += [
+            "",
+            f"_Measured on a busy machine (1-minute load average {load:.1f} at the start): "
+            "every process got a fraction of a core, so the "
+            "routine replies were processed at about "
+            f"{fmt(first['burst'] / max(med(runs, 'burst_processed_seconds') or 1, 1), 0)}/s; "
+            "rerun on a quiet machine for the real figure._",
+        ]
     return lines
 
 
