@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import uuid
@@ -26,10 +27,30 @@ def own_vhost(url: str) -> Iterator[str]:
     user = parts.username or "guest"
     vhost = f"checkin-test-{uuid.uuid4().hex[:10]}"
     if not _ctl("add_vhost", vhost):
+        _purge(url)
         yield url
+        _purge(url)
         return
     try:
         _ctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         yield urlunsplit(parts._replace(path="/" + vhost))
     finally:
         _ctl("delete_vhost", vhost)
+
+
+def _purge(url: str) -> None:
+    """Empty this project's queues in a shared virtual host (what an earlier run left)."""
+    from kombu.connection import Connection
+
+    from worker.broker import QUEUES
+
+    with Connection(url, connect_timeout=5) as conn:
+        for queue in QUEUES:
+            channel = conn.channel()
+            try:
+                channel.queue_purge(queue)
+            except conn.channel_errors:
+                pass  # never declared: nothing to empty
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
