@@ -22,6 +22,7 @@ from worker.store.migrate import upgrade
 IN_CI = bool(os.environ.get("CI"))
 PG_URL = os.environ.get("CHECKIN_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("CHECKIN_TEST_REDIS_URL")
+AMQP_URL = os.environ.get("CHECKIN_TEST_AMQP_URL")
 
 
 def need_postgres() -> str:
@@ -80,6 +81,20 @@ def redis_url() -> Iterator[str]:
 
     with EmbeddedRedis(workdir=Path("/tmp")) as server:
         yield server.url
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A real RabbitMQ (CHECKIN_TEST_AMQP_URL), in a virtual host of this test run's own when
+    rabbitmqctl can create one (parallel runs then never share a queue)."""
+    if not AMQP_URL:
+        if IN_CI:
+            pytest.fail("CHECKIN_TEST_AMQP_URL is not set in CI: RabbitMQ tests cannot run")
+        pytest.skip("RabbitMQ not configured (set CHECKIN_TEST_AMQP_URL)")
+    from tests.rabbitmq import own_vhost
+
+    with own_vhost(AMQP_URL) as url:
+        yield url
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:

@@ -1,8 +1,10 @@
 """The Celery application, built by a factory from Settings (no import-time side effects).
 
-Queues: `urgent` (crisis replies, pages, STOP/HELP answers, acknowledgements, dispatch) and
-`bulk` (check-ins and reminders, planning). Run a worker on each so urgent work never waits
-behind a bulk backlog. Reliability settings: late acknowledgement with reject-on-worker-lost, so
+Queues: `crisis` (replies the webhook recognised as crisis language), `urgent` (other replies,
+pages, STOP/HELP answers, acknowledgements, dispatch) and `bulk` (check-ins and reminders,
+planning). Run a worker on `urgent` (it listens to `crisis` too) and one on `bulk` so urgent work
+never waits behind a bulk backlog, nor a crisis reply behind a burst of routine ones.
+The broker may be Redis, Redis Sentinel or RabbitMQ (worker/broker.py). Reliability settings: late acknowledgement with reject-on-worker-lost, so
 a task in hand when a worker dies is redelivered; prefetch 1, so a worker never hoards; no result
 backend (the database row is the result); JSON only.
 """
@@ -14,16 +16,17 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Queue
 
+from worker import broker as brokers
+from worker.broker import QUEUES
 from worker.config import Settings
 
-QUEUES = ("urgent", "bulk")
+__all__ = ["QUEUES", "create_celery", "send_task_options"]
 
 
 def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    broker = broker_url or settings.broker_url
-    if not broker:
-        raise ValueError("CHECKIN_BROKER_URL is not set (checkin run starts an embedded Redis)")
-    app = Celery("checkin", broker=broker, set_as_current=False)
+    if broker_url:
+        settings = settings.model_copy(update={"broker_url": broker_url})
+    app = Celery("checkin", broker=brokers.kombu_url(settings), set_as_current=False)
     tick = float(settings.tick_seconds)
     app.conf.update(
         task_serializer="json",
@@ -38,13 +41,11 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         worker_redirect_stdouts=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            # Unacknowledged tasks (a killed worker's) come back after this. Nothing is ever
-            # scheduled far ahead (DESIGN.md), so it can be short; the database also re-sends
-            # rows stuck in `queued` on its own (see services/dispatch.stale_queued).
-            "visibility_timeout": settings.broker_visibility_timeout,
-        },
-        task_queues=[Queue(q, routing_key=q) for q in QUEUES],  # type: ignore[no-untyped-call]
+        broker_transport_options=brokers.transport_options(settings),
+        task_queues=[
+            Queue(q, routing_key=q, queue_arguments=brokers.queue_arguments(settings, q))  # type: ignore[no-untyped-call]
+            for q in QUEUES
+        ],
         task_default_queue="bulk",
         task_routes={
             "checkin.plan": {"queue": "bulk"},

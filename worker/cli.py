@@ -726,7 +726,7 @@ def worker_cmd(
         [
             "worker",
             "-Q",
-            queues,
+            with_crisis(queues),
             "-P",
             "threads",
             "-c",
@@ -739,6 +739,14 @@ def worker_cmd(
             "--without-mingle",
         ]
     )
+
+
+def with_crisis(queues: str) -> str:
+    """A worker on `urgent` also takes `crisis` (listed first: it is read first)."""
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    if "urgent" in names and "crisis" not in names:
+        names.insert(0, "crisis")
+    return ",".join(names)
 
 
 @app.command("beat")

@@ -28,6 +28,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
 
+REDIS_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
+BROKER_SCHEMES = (*REDIS_SCHEMES, "amqp", "amqps")
+
+
 class ConfigError(Exception):
     """A bad configuration value; the message is one line naming the variable."""
 
@@ -112,6 +116,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./var/checkin.db"
     broker_url: str | None = None
+    # Pacing's Redis (and nothing else): defaults to the broker when the broker is Redis or
+    # Sentinel; required with a RabbitMQ broker while pacing is on (see effective_redis_url).
+    redis_url: str | None = None
     sms_backend: Literal["console", "twilio"] = "console"
     email_backend: Literal["console", "smtp"] = "console"
 
@@ -287,12 +294,28 @@ class Settings(BaseSettings):
     def _check_broker(cls, v: str | None) -> str | None:
         if v is None or v == "":
             return None
-        parts = urlsplit(v)
-        if parts.scheme not in ("redis", "rediss", "redis+socket") or not (
-            parts.hostname or parts.path
-        ):
-            raise ValueError("expected a redis:// URL")
-        _check_port(v)
+        # Sentinel: several "sentinel://host:port" joined by ";" (kombu's failover form).
+        for part in v.split(";"):
+            parts = urlsplit(part)
+            if parts.scheme not in BROKER_SCHEMES or not (parts.hostname or parts.path):
+                raise ValueError(
+                    "expected a redis://, rediss://, amqp://, amqps:// or sentinel:// URL"
+                )
+            if parts.scheme == "sentinel" and not parts.hostname:
+                raise ValueError("expected sentinel://HOST:PORT[;sentinel://HOST:PORT…]")
+            _check_port(part)
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        for part in v.split(";"):
+            parts = urlsplit(part)
+            if parts.scheme not in REDIS_SCHEMES or not (parts.hostname or parts.path):
+                raise ValueError("expected a redis://, rediss:// or sentinel:// URL")
+            _check_port(part)
         return v
 
     @field_validator("public_url", "twilio_api_url")
@@ -316,6 +339,11 @@ class Settings(BaseSettings):
                     "TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID is required when "
                     "CHECKIN_SMS_BACKEND=twilio"
                 )
+        if self.broker_kind == "amqp" and self.redis_url is None and self.pacing_on:
+            raise ValueError(
+                "CHECKIN_REDIS_URL is required when CHECKIN_BROKER_URL is amqp:// "
+                "(SMS pacing is shared through Redis; or set CHECKIN_SMS_RATE=0)"
+            )
         if self.email_backend == "smtp" and not self.email_from:
             raise ValueError("CHECKIN_EMAIL_FROM is required when CHECKIN_EMAIL_BACKEND=smtp")
         return self
@@ -334,6 +362,26 @@ class Settings(BaseSettings):
         if cached is None:
             cached = _CLOCKS.setdefault(self.clock, parse_clock(self.clock))
         return cached
+
+    @property
+    def broker_kind(self) -> Literal["redis", "sentinel", "amqp"] | None:
+        if not self.broker_url:
+            return None
+        scheme = urlsplit(self.broker_url.split(";", 1)[0]).scheme
+        if scheme in ("amqp", "amqps"):
+            return "amqp"
+        return "sentinel" if scheme == "sentinel" else "redis"
+
+    @property
+    def pacing_on(self) -> bool:
+        return self.sms_rate > 0 or any(r > 0 for r in self.sms_rate_per_sender.values())
+
+    @property
+    def effective_redis_url(self) -> str | None:
+        """The Redis that pacing uses: CHECKIN_REDIS_URL, else the broker when it is Redis."""
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_kind in ("redis", "sentinel") else None
 
     @property
     def is_sqlite(self) -> bool:

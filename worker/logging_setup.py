@@ -67,14 +67,15 @@ def secrets_of(settings: Settings) -> list[str]:
         )
         if field is not None
     ]
-    for url in (settings.broker_url, settings.database_url):
-        if url:
-            try:
-                password = urlsplit(url).password
-            except ValueError:
-                password = None
-            if password:
-                values += [password, unquote(password)]
+    urls = (settings.broker_url, settings.redis_url, settings.database_url)
+    # A sentinel URL lists several, `;`-separated.
+    for url in (part for u in urls if u for part in u.split(";")):
+        try:
+            password = urlsplit(url).password
+        except ValueError:
+            password = None
+        if password:
+            values += [password, unquote(password)]
     return values
 
 

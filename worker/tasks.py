@@ -59,7 +59,9 @@ class _Process:
 def register(app: Celery, settings: Settings) -> None:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
+    from worker.broker import inbound_options
     from worker.celery_app import send_task_options
+    from worker.domain.keywords import detect_crisis
     from worker.services.crisis import escalate
     from worker.services.dispatch import dispatch
     from worker.services.expiry import expire_checkins
@@ -127,7 +129,8 @@ def register(app: Celery, settings: Settings) -> None:
                 return "dropped"
             raise self.retry(countdown=UNSTORED_RETRY_SECONDS, exc=exc) from None
         if new:
-            inbound.apply_async(args=[inbound_id], queue="urgent", routing_key="urgent")
+            crisis = detect_crisis(body) is not None
+            inbound.apply_async(args=[inbound_id], **inbound_options(settings, crisis=crisis))
         return "stored" if new else "duplicate"
 
     @app.task(  # type: ignore[untyped-decorator]

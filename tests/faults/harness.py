@@ -342,8 +342,10 @@ class FaultRun:
         latency_ms: float = 40.0,
         late_after: timedelta = LATE_AFTER,
         env: dict[str, str] | None = None,
+        emulator_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.fault = fault
+        self.emulator_clock = emulator_clock
         self.tmp = tmp_path
         self.direct_url = db_url  # what the harness reads with: never through the proxy
         self.redis = RedisServer(tmp_path / "redis", persist=redis_persist)
@@ -396,7 +398,8 @@ class FaultRun:
         from tests.integration.conftest import CollectingHandler
 
         self.redis.start()
-        self.emulator = TwilioEmulator(clock=self.clock if self.clock_spec else None).start()
+        clock = self.emulator_clock or (self.clock if self.clock_spec else None)
+        self.emulator = TwilioEmulator(clock=clock).start()
         self.emulator.configure(latency_ms=self.latency_ms)
         handler = CollectingHandler()
         port = free_port()
@@ -558,13 +561,14 @@ class FaultRun:
             self.services[service] = (args, self.procs.start(*args, log=f"{name}.log"))
         self.note(f"{name} started")
 
-    def start(self, beats: int = 1) -> None:
+    def start(self, beats: int = 1, *, workers: bool = True) -> None:
         """Workers and beat(s), then the early STOPs (their check-ins fall due two minutes
         later), then replies as check-ins arrive. A supervisor restarts any process that exits
         on its own, as compose's `restart: unless-stopped` does in production; each such exit is
-        counted as a crash."""
-        self.start_worker("urgent", "urgent")
-        self.start_worker("bulk", "bulk")
+        counted as a crash. `workers=False`: the caller runs the workers (tests/faults/hosts.py)."""
+        if workers:
+            self.start_worker("urgent", "urgent")
+            self.start_worker("bulk", "bulk")
         self.t0 = self.clock()
         for n in range(beats):
             self.start_beat(f"beat{n + 1}")

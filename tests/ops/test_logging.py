@@ -132,3 +132,15 @@ def test_configuring_twice_keeps_one_handler(capture: Any) -> None:
     assert len(ours) == 1
     logging.getLogger("x").info("once")
     assert second.getvalue().count("once") == 1
+
+
+def test_passwords_of_a_sentinel_broker_and_of_pacings_redis_are_masked(capture: Any) -> None:
+    stream = capture(
+        broker_url="sentinel://s1:26379;sentinel://:sentinel-pass-31@s2:26379?master_name=m",
+        redis_url="redis://:pacing-pass-42@cache:6379/1",
+    )
+    log = logging.getLogger("anything")
+    log.error("master auth sentinel-pass-31 failed; pacing on pacing-pass-42")
+    out = stream.getvalue()
+    assert "sentinel-pass-31" not in out and "pacing-pass-42" not in out
+    assert out.count("[secret]") == 2

@@ -65,7 +65,7 @@ def test_it_shows_queues_outbox_lag_recent_failures_and_urgent_followups(
     assert data == {
         "at": NOW.isoformat(),
         "broker": "ok",
-        "queues": {"urgent": 1, "bulk": 3, "unacked": 0},
+        "queues": {"crisis": 0, "urgent": 1, "bulk": 3},
         "outbox": {
             "scheduled": 3,
             "queued": 1,
@@ -102,7 +102,7 @@ def test_the_table_reads_at_a_glance(sqlite_url: str, broker: str) -> None:
     lines = dict(line.split("  ", 1) for line in out.strip().splitlines())
     assert {k.strip(): v.strip() for k, v in lines.items()} == {
         "broker": "ok",
-        "queues": "urgent 0  bulk 2  unacked 0",
+        "queues": "crisis 0  urgent 0  bulk 2",
         "outbox": "scheduled 3  queued 1  sent 6  delivered 1  undelivered 1  failed 3",
         "oldest due, unsent": "90s",
         "last hour": "sent sms 6  sent email 1  failed 2  undelivered 1",
@@ -130,7 +130,7 @@ def test_an_unreachable_broker_is_named_without_its_url(sqlite_url: str) -> None
         dead = f"redis://:hunter2-broker@127.0.0.1:{s.getsockname()[1]}/0"
     cli = Checkin({"CHECKIN_DATABASE_URL": sqlite_url, "CHECKIN_BROKER_URL": dead})
     result = cli.run("ops", "status", "--json")
-    assert '"broker": "error: ConnectionError"' in result.stdout
+    assert '"broker": "error: OperationalError"' in result.stdout
     assert "hunter2" not in result.output
 
 

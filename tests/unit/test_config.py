@@ -182,9 +182,24 @@ BAD_VALUES = [
         {"CHECKIN_DATABASE_URL": "var/checkin.db"}, "CHECKIN_DATABASE_URL", id="database-url-a-path"
     ),
     pytest.param(
-        {"CHECKIN_BROKER_URL": "amqp://guest:s3cret@rabbit//"},
+        {"CHECKIN_BROKER_URL": "mqtt://guest:s3cret@rabbit//"},
         "CHECKIN_BROKER_URL",
-        id="broker-url-not-redis",
+        id="broker-url-unsupported-scheme",
+    ),
+    pytest.param(
+        {"CHECKIN_BROKER_URL": "amqp://guest:s3cret@rabbit//"},
+        "CHECKIN_REDIS_URL",
+        id="rabbitmq-without-redis-for-pacing",
+    ),
+    pytest.param(
+        {"CHECKIN_BROKER_URL": "sentinel://s1:26379;sentinel://:s3cret@s2:nope"},
+        "CHECKIN_BROKER_URL",
+        id="sentinel-bad-port",
+    ),
+    pytest.param(
+        {"CHECKIN_REDIS_URL": "amqp://guest:s3cret@rabbit//"},
+        "CHECKIN_REDIS_URL",
+        id="redis-url-not-redis",
     ),
     pytest.param(
         {"CHECKIN_BROKER_URL": "localhost:6379"}, "CHECKIN_BROKER_URL", id="broker-url-no-scheme"
@@ -252,6 +267,42 @@ BAD_VALUES = [
         id="broker-url-bad-port",
     ),
 ]
+
+
+@pytest.mark.parametrize(
+    ("values", "kind", "redis_url"),
+    [
+        ({"CHECKIN_BROKER_URL": "redis://r:6379/2"}, "redis", "redis://r:6379/2"),
+        (
+            {"CHECKIN_BROKER_URL": "sentinel://s1:26379;sentinel://s2:26379/1?master_name=m"},
+            "sentinel",
+            "sentinel://s1:26379;sentinel://s2:26379/1?master_name=m",
+        ),
+        (
+            {
+                "CHECKIN_BROKER_URL": "amqp://u:p@rabbit:5672/clinic",
+                "CHECKIN_REDIS_URL": "redis://r",
+            },
+            "amqp",
+            "redis://r",
+        ),
+        # Pacing off: RabbitMQ alone is enough.
+        ({"CHECKIN_BROKER_URL": "amqps://u:p@rabbit/", "CHECKIN_SMS_RATE": "0"}, "amqp", None),
+        (
+            {"CHECKIN_BROKER_URL": "redis://broker/0", "CHECKIN_REDIS_URL": "redis://pacing/3"},
+            "redis",
+            "redis://pacing/3",
+        ),
+    ],
+)
+def test_brokers_and_the_redis_that_pacing_uses(
+    env: pytest.MonkeyPatch, values: dict[str, str], kind: str, redis_url: str | None
+) -> None:
+    for name, value in values.items():
+        env.setenv(name, value)
+    s = load_settings()
+    assert s.broker_kind == kind
+    assert s.effective_redis_url == redis_url
 
 
 @pytest.mark.parametrize(("values", "variable"), BAD_VALUES)

@@ -15,17 +15,9 @@ from worker.services import ladder
 from worker.store.models import MESSAGE_STATUSES, FollowUp, Message
 
 if TYPE_CHECKING:
-    from redis import Redis
-
+    from worker.config import Settings
     from worker.services.runtime import Runtime
 
-#: The Celery queues (worker/celery_app.py) and kombu's Redis layout for them: a list per queue
-#: and priority step, named "<queue>\x06\x16<step>" for the non-zero steps.
-QUEUES = ("urgent", "bulk")
-_PRIORITY_SEP = "\x06\x16"
-_PRIORITY_STEPS = (3, 6, 9)
-#: Tasks handed to a worker and not yet acknowledged (kombu's ack emulation).
-_UNACKED = "unacked"
 #: Rows still on their way out: due-but-unsent counts these.
 PENDING = ("scheduled", "queued", "sending")
 #: A message leaves the outbox within a few hours of its due time or not at all (lateness
@@ -34,20 +26,12 @@ PENDING = ("scheduled", "queued", "sending")
 LOOKBACK = timedelta(days=7)
 
 
-def queue_depths(client: Redis) -> dict[str, int]:
-    """Messages waiting in each Celery queue, plus `unacked` (taken by a worker, not finished).
-    Raises redis.RedisError when the broker does not answer."""
-    pipe = client.pipeline(transaction=False)
-    for queue in QUEUES:
-        pipe.llen(queue)
-        for step in _PRIORITY_STEPS:
-            pipe.llen(f"{queue}{_PRIORITY_SEP}{step}")
-    pipe.hlen(_UNACKED)
-    counts = [int(n) for n in pipe.execute()]
-    per = 1 + len(_PRIORITY_STEPS)
-    depths = {queue: sum(counts[i * per : (i + 1) * per]) for i, queue in enumerate(QUEUES)}
-    depths[_UNACKED] = counts[-1]
-    return depths
+def queue_depths(settings: Settings) -> dict[str, int]:
+    """Tasks waiting in each Celery queue, through the broker's own API (worker/broker.py).
+    Raises when the broker does not answer."""
+    from worker.broker import queue_depths as read
+
+    return read(settings)
 
 
 @dataclass(frozen=True)
@@ -144,15 +128,13 @@ def status(rt: Runtime, now: datetime) -> dict[str, Any]:
     `queues` is None when no broker is configured; `broker` says "ok", "not configured" or the
     error's type (never its message: it may carry the broker URL)."""
     queues: dict[str, int] | None = None
-    if rt.redis is None:
+    if not rt.settings.broker_url:
         broker = "not configured"
     else:
-        import redis
-
         try:
-            queues = queue_depths(rt.redis)
+            queues = queue_depths(rt.settings)
             broker = "ok"
-        except redis.RedisError as exc:
+        except Exception as exc:
             broker = f"error: {type(exc).__name__}"
     with rt.sessions() as session:
         box = outbox(session, now)

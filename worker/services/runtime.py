@@ -33,7 +33,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     channels: Channels
     renderer: Renderer = field(default_factory=Renderer)
-    # The broker's Redis (queue depths, the shared pacer); None without a broker (`checkin tick`).
+    # Pacing's Redis (CHECKIN_REDIS_URL, or the broker when it is Redis); None without one.
     redis: Redis | None = None
     # SMS pacing shared by every process (services/pacing.py); None: sends are not paced.
     pacer: Pacer | None = None
@@ -80,17 +80,17 @@ def build_runtime(
 
 
 def _broker_clients(settings: Settings) -> tuple[Redis | None, Pacer | None]:
-    if not settings.broker_url:
+    url = settings.effective_redis_url
+    if not url:
         return None, None
-    import redis
-
+    from worker.broker import redis_client
     from worker.services.pacing import Pacer
 
     # No connection is made here; the pool connects on first use (and again after a fork).
     # Every send thread may ask the pacer at once (plus the task threads): redis-py's default
     # of 100 connections would refuse the rest, and a refused bulk send is deferred for 30 s.
-    client = redis.Redis.from_url(
-        settings.broker_url,
+    client = redis_client(
+        url,
         socket_timeout=2,
         socket_connect_timeout=2,
         health_check_interval=30,

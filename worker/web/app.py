@@ -128,16 +128,10 @@ def _shared_metrics() -> CollectorRegistry | None:
 def _broker_check(settings: Settings) -> str:
     if not settings.broker_url:
         return "error: CHECKIN_BROKER_URL not set"
-    import redis
+    from worker.broker import check
 
     try:
-        client = redis.Redis.from_url(
-            settings.broker_url, socket_timeout=1, socket_connect_timeout=1
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
+        check(settings)
         return "ok"
     except Exception as exc:
         return f"error: {type(exc).__name__}"

@@ -512,21 +512,18 @@ def audit_trail(session: Session, patient_id: int, limit: int = 30) -> list[Audi
 
 
 def queue_depths(settings: Settings) -> dict[str, int | str]:
-    """Tasks waiting in each Celery queue (Redis list lengths), or why they are unknown."""
-    if not settings.broker_url:
-        return {"urgent": "—", "bulk": "—", "note": "no broker configured in this process"}
-    import redis
+    """Tasks waiting in each Celery queue (as `checkin ops status` reads them), or why they are
+    unknown."""
+    from worker.broker import QUEUES
+    from worker.services.ops import queue_depths as read
 
+    unknown: dict[str, int | str] = dict.fromkeys(QUEUES, "—")
+    if not settings.broker_url:
+        return {**unknown, "note": "no broker configured in this process"}
     try:
-        client = redis.Redis.from_url(
-            settings.broker_url, socket_timeout=1, socket_connect_timeout=1
-        )
-        try:
-            return {q: int(client.llen(q)) for q in ("urgent", "bulk")}
-        finally:
-            client.close()
+        return dict(read(settings))
     except Exception as exc:
-        return {"urgent": "—", "bulk": "—", "note": f"broker unreachable: {type(exc).__name__}"}
+        return {**unknown, "note": f"broker unreachable: {type(exc).__name__}"}
 
 
 def operations(session: Session, settings: Settings, now: datetime) -> dict[str, Any]:

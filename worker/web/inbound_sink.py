@@ -21,7 +21,10 @@ log = logging.getLogger(__name__)
 
 
 class InboundSink(Protocol):
-    def submit(self, inbound_id: int) -> None: ...
+    def submit(self, inbound_id: int, *, crisis: bool = False) -> None:
+        """Process a stored reply; `crisis`: the webhook saw crisis language in it, so it goes
+        ahead of routine replies."""
+        ...
 
     def store_later(self, text: dict[str, str]) -> bool:
         """Keep a reply that could not be stored (the database is unreachable) until it can be:
@@ -39,15 +42,15 @@ class InboundSink(Protocol):
 
 class CelerySink:
     def __init__(self, settings: Settings) -> None:
+        from worker.broker import inbound_options
         from worker.celery_app import create_celery
 
         self.app = create_celery(settings)
+        self.routes = {c: inbound_options(settings, crisis=c) for c in (False, True)}
 
-    def submit(self, inbound_id: int) -> None:
+    def submit(self, inbound_id: int, *, crisis: bool = False) -> None:
         try:
-            self.app.send_task(
-                "checkin.inbound", args=[inbound_id], queue="urgent", routing_key="urgent"
-            )
+            self.app.send_task("checkin.inbound", args=[inbound_id], **self.routes[crisis])
         except Exception:
             log.exception(
                 "inbound %d: broker hand-off failed; the sweep will process it", inbound_id
@@ -90,7 +93,7 @@ class LocalSink:
         self.rt = rt
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="inbound")
 
-    def submit(self, inbound_id: int) -> None:
+    def submit(self, inbound_id: int, *, crisis: bool = False) -> None:
         self.pool.submit(self._process, inbound_id)
 
     def _process(self, inbound_id: int) -> None:

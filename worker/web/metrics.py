@@ -190,18 +190,16 @@ class DatabaseCollector(Collector):
         up = GaugeMetricFamily("checkin_broker_up", "1 when the broker answered this scrape")
         depth = GaugeMetricFamily(
             "checkin_queue_depth",
-            "Tasks waiting in each Celery queue; `unacked`: taken by a worker, not finished",
+            "Tasks waiting in each Celery queue (crisis, urgent, bulk), not yet taken by a worker",
             labels=["queue"],
         )
-        if self.rt.redis is None:
+        if not self.rt.settings.broker_url:
             up.add_metric([], 0)
             yield up
             return
-        import redis
-
         try:
-            depths = ops.queue_depths(self.rt.redis)
-        except redis.RedisError:
+            depths = ops.queue_depths(self.rt.settings)
+        except Exception:
             up.add_metric([], 0)
             yield up
             return

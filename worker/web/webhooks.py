@@ -30,6 +30,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from worker.config import Settings
+from worker.domain.keywords import detect_crisis
 from worker.services.inbound import receive_sms
 from worker.services.runtime import Runtime
 from worker.services.status_callbacks import STATUS_MOVES, apply_status
@@ -170,7 +171,9 @@ def _store_and_hand_off(rt: Runtime, sink: InboundSink, text: dict[str, str]) ->
         now=datetime.fromisoformat(text["received_at"]),
     )
     if new:
-        sink.submit(inbound_id)
+        # The same detector the worker applies: a crisis reply goes on its own queue, ahead of
+        # any burst of routine ones (a few microseconds per text; bench/webhooks.py).
+        sink.submit(inbound_id, crisis=detect_crisis(text["body"]) is not None)
     else:
         log.info("inbound %d: repeated MessageSid ignored", inbound_id)
 
