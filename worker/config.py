@@ -153,6 +153,8 @@ class Settings(BaseSettings):
     clinic_phone: str | None = None
     oncall_phone: str | None = None
     oncall_email: str | None = None
+    # Page the on-call for possible-risk language too (high follow-ups), not only for crisis.
+    page_on_possible_risk: bool = False
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
