@@ -69,7 +69,10 @@ def _deleet_token(match: re.Match[str]) -> str:
     token = match.group(0)
     # Only a word that starts with a letter (or "$"/"@") and has a letter in it: "d1e", "k1ll",
     # "$uicide". "4", "7", "30", "10kms", "2day" are left as typed.
-    if not (token[0].isalpha() or token[0] in "$@") or not any(c.isalpha() for c in token):
+    # A single leading digit counts when three letters follow ("0verdose"), not "10kms", "5mg".
+    leading = token[0].isalpha() or token[0] in "$@"
+    leading = leading or (token[0] in _LEET and token[1:4].isalpha() and len(token) >= 4)
+    if not leading or not any(c.isalpha() for c in token):
         return token
     out = []
     for i, char in enumerate(token):
@@ -108,6 +111,8 @@ _JOINS: Final = tuple(
         (r"\bno one\b|\bnoone\b", "nobody"),
         (r"\bany more\b", "anymore"),
         (r"\bsleep(ing)?pills\b", r"sleep\1 pills"),
+        # Letters typed one by one: "k m s", "d i e".
+        (r"\b[a-z](?: [a-z]){2,}\b", lambda m: m.group(0).replace(" ", "")),
     )
 )
 
@@ -141,7 +146,18 @@ _REAL_WORDS: Final = _word_set(
     "vivid suicidio suicidios suicida suicidas suicidarse suicidarte "
 )
 # Three-letter typos are too risky to correct by distance; these few are safe.
-_SHORT_TYPOS: Final = {"dei": "die", "ded": "dead", "wnt": "want", "wna": "wanna", "kil": "kill"}
+_SHORT_TYPOS: Final = {
+    "dei": "die",
+    "ded": "dead",
+    "wnt": "want",
+    "wna": "wanna",
+    "kil": "kill",
+    # Spanish spelled as it sounds.
+    "kiero": "quiero",
+    "qiero": "quiero",
+    "kero": "quiero",
+    "kisiera": "quisiera",
+}
 
 
 def _distance_at_most(a: str, b: str, limit: int) -> bool:
@@ -188,10 +204,16 @@ def _split_joins(text: str) -> str:
     return _SPACES_RE.sub(" ", text).strip()
 
 
+# A run of the same emoji counts as three at most: "💊" x 300 says no more than "💊💊💊", and
+# long runs would make the patterns slow.
+_EMOJI_RUN_RE: Final = re.compile("(" + "|".join(map(re.escape, _EMOJI)) + r")(?:\s*\1){3,}")
+
+
 def normal_forms(text: str) -> list[str]:
     """The normalised readings of `text` that the rules are matched against (deduplicated):
     first as typed (only case, accents, quotes and repeats folded), then repaired (digits and
     symbols read as letters, joined words split, typos corrected)."""
+    text = _EMOJI_RUN_RE.sub(lambda m: m.group(1) * 3, text)
     raws = [text]
     if kw._HTML_TAG_RE.search(text):
         raws.append(kw._HTML_TAG_RE.sub(" ", text))
@@ -226,19 +248,19 @@ _DRUG = (
     "|zannies|bars|klonopin|klonnies|valium|ativan|benzos?|ambien|zolpidem|trazodone|seroquel"
     "|lithium|insulin|tylenol|acetaminophen|paracetamol|advil|ibuprofen|aleve|aspirin|gabapentin"
     "|lyrica|antidepressants|sertraline|zoloft|prozac|lexapro|wellbutrin|amitriptyline"
-    "|pillemoji( pillemoji)*)"
+    "|pillemoji)"
 )
 _DRUG_ES = (
     "(pastillas?|pildoras?|medicinas?|medicamentos?|tabletas?|capsulas?|pastillas para dormir"
     "|somniferos|calmantes|analgesicos|opioides|oxicodona|fentanilo|morfina|tramadol|xanax"
     "|clonazepam|rivotril|diazepam|alprazolam|tylenol|paracetamol|ibuprofeno|aspirinas?"
-    "|insulina|pillemoji( pillemoji)*)"
+    "|insulina|pillemoji)"
 )
 _BIG_COUNT = (
     "([1-9][0-9]+|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|hundred|a hundred"
     "|a dozen|dozen|a whole bottle|the whole bottle|whole bottle|a bottle|the bottle|an entire"
     " bottle|the entire bottle|a full bottle|a handful|handful|handfuls|a bunch|bunch|a lot|lots"
-    "|a ton|tons|enough)"
+    "|a ton|tons|enough|the rest)"
 )
 _UNITS = "(mg|milligrams?|mcg|ml|units|iu|hours?|hrs|minutes?|mins|days?|am|pm|percent)"
 _GAP = f"( (?!{_UNITS}(?![a-z]))[a-z']+){{0,3}}"
@@ -285,6 +307,11 @@ _NOT_HERE = (
 _POINTLESS = (
     "(anything|trying|living|going on|it all|any of it|any of this|getting up|life|me|it|this"
     " (life|anymore)|this$|anymore|being (here|alive)|waking up|carrying on|even trying)"
+)
+_TAKE_ALL = (
+    "((take|taking|swallow|swallowing|pop|popping|down|downing|eat|took|swallowed|popped) (them|these"
+    "|those|it) all|(take|taking|swallow|swallowing|pop|popping|down|took|swallowed|popped) all"
+    " (of )?(them|these|those))"
 )
 _BYE = "(goodbye|bye|farewell|adios)"
 _FAMILY_ES = "(hijos|hijas|ninos|nenes|hijo|hija|perros?|gatos?|mascotas|familia|mama|papa|esposa|esposo|nietos)"
@@ -373,7 +400,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "en",
         "pills with a count",
         f"(whole|entire|full) bottle of {_DRUG}|(take|taking|swallow|swallowing|down|downing|chug"
-        "|chugging|drink|drinking|empty|emptying) (the|a|my|this|that) (whole|entire|full) bottle|{_DRUG} and (vodka|wine|alcohol|booze|liquor"
+        "|chugging|drink|drinking|empty|emptying) (the|a|my|this|that) (whole|entire|full) bottle"
+        f"|{_DRUG} and (vodka|wine|alcohol|booze|liquor"
         "|whiskey|whisky|beer|tequila|rum|gin)",
         False,
     ),
@@ -413,7 +441,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "a gun",
         "(put|putting) (a|the) (bullet|gun) (in|to|through) my (head|brain|mouth)|gun to my head"
         "|eat (a|my) (bullet|gun)|eat lead|blow my (brains|head) out|blowing my (brains|head) out"
-        "|pull(ing)? the trigger",
+        "|pull(ing)? the trigger|(gun|pistol|handgun|revolver|glock) (is )?(loaded|in my hand"
+        "|in my mouth|next to me|on my lap)|(loaded|cocked) (the|my) (gun|pistol|handgun|revolver"
+        "|glock)",
         True,
     ),
     (
@@ -432,11 +462,11 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "en",
         "a height",
         f"(jump|jumping|jumped|leap|leaping|throw myself|throwing myself|step|stepping|walk|walking"
-        f"|drive|driving|steer|swerve|crash|crashing) (off|from|in front of|into|onto|out of|in to)"
+        f"|drive|driving|steer|swerve|crash|crashing)( (my|the) (car|truck))? (off|from|in front of|into|onto|out of|in to)"
         f"( of)?( (a|the|this|that|my|an|some|oncoming))?( [a-z']+)? {_HEIGHT}"
-        f"|(standing|sitting|stood|up) on (the|a|this|that) ({_HEIGHT}|edge|ledge)( [a-z']+){{0,6}}"
+        f"|(standing|sitting|stood|up|i'm|i am|im) on (the|a|this|that) ({_HEIGHT}|edge|ledge)( [a-z']+){{0,6}}"
         " (jump|looking down|right now|about to|end it|ready|goodbye|bye)"
-        "|how high( [a-z']+){1,5} (to die|to kill|fatal|to not survive|to be fatal)"
+        "|how high( [a-z']+){1,7} (to die|to kill|fatal|to not survive|to be fatal)"
         "|crash (my|the) car (on purpose|into)|walk into traffic",
         True,
     ),
@@ -500,6 +530,47 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "end it( all| tonight| now| today| here| for good)?$|end it (tonight|for good)",
         True,
     ),
+    (
+        "crisis",
+        "explicit",
+        "en",
+        "want to die",
+        "(should|could|might|gonna|going to|want to|wanna|will|i'll|i'm gonna)( just)? end it( all)?"
+        "|(pray|praying|hope|hoping|wish)( every night| every day| at night| each night)?( that)?"
+        " i (die|don't wake up|won't wake up|never wake up|wouldn't wake up)"
+        "|(wanna|want to|want|wish|hope|hoping|praying|pray|ready to)( [a-z']+){0,4} (and |to |then )?"
+        "(not|never) wake up|better off if i (was|were) (dead|gone)"
+        "|(should|gonna|going to|want to|wanna|i'll|will|might)( just)? kys|overdos[a-z]*",
+        True,
+    ),
+    (
+        "crisis",
+        "means_plan",
+        "en",
+        "pills with intent",
+        f"{_DRUG}( [a-z']+){{0,10}} {_TAKE_ALL}|{_TAKE_ALL}( [a-z']+){{0,6}} (be over|end it|die"
+        f"|not wake up|never wake up|be done|end this)|(have|got|holding) (the|my|all|all my|all the)"
+        f"( [a-z']+)? {_DRUG}( are| is)? (in my hand|ready|lined up|in front of me|counted out"
+        "|right here)|(looking at|staring at|keep looking at|tied|tying|knotted|hung up|hanging up"
+        "|set up) (the|a) (rope|belt|cord|noose)",
+        False,
+    ),
+    (
+        "crisis",
+        "explicit",
+        "en",
+        "end it",
+        "(ima|i'ma|imma|just|decided to|plan on|planning on|i've decided to|gonna just|i'm just"
+        " gonna|it's time to|time to) end(ing)? (it|things|everything|my life)"
+        "|end it (tonight|tn|tonite|2nite|now|for good|this weekend|soon|today)"
+        "|(want|wanna|wish|ready)( to)? be gone|(want|wanna|gonna|going to|thinking about|thinking"
+        " of|might|should|about to) commit$|(don't|do not|dont) (want|wanna)( to)? be (here|alive"
+        "|around) (no more|nomore|anymore)|(going to|gonna|about to|ready to|i'll|i will|i'm gonna"
+        "|tonight i'm going to|tonight im going to) jump(?! (in|into|on|at|rope|start|through|the"
+        " gun|right|back|up|over|ahead|around))|(don't|dont|do not) care (if|whether) i (live|die"
+        "|wake up|make it)",
+        True,
+    ),
     # --- crisis: goodbyes --------------------------------------------------------------------
     (
         "crisis",
@@ -508,13 +579,17 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "goodbye",
         f"{_BYE} (everyone|everybody|all|world|forever|for good|for real|for the last time|cruel"
         " world|y'all|yall|all of you|to everyone)|this (is|will be|'ll be) (my|the) last (message"
-        "|text|txt|time)|my (last|final) (message|text|words|goodbye)|(last|final) goodbye"
+        "|text|txt|time)|my (last|final) (words|goodbye)|(last|final) goodbye"
+        "|my (last|final) (message|text)( ever| to (you|anyone|everyone))?$"
         "|last time (you'll|you will|you) (hear|be hearing) from me|you (won't|will not|wont)"
         " (hear|be hearing) from me (again|anymore|ever again)"
         f"|take care of my {_FAMILY}( [a-z']+){{0,3}} (for me|when i'm gone|after i'm gone|after"
         f" i go|once i'm gone)|(tell|please tell) my {_FAMILY}( [a-z']+){{0,2}} (i|that i)"
         " (love|loved|am sorry|'m sorry|i'm sorry)"
-        f"|{_NOT_HERE}( [a-z']+){{0,6}} {_BYE}|{_BYE}( [a-z']+){{0,6}} {_NOT_HERE}",
+        f"|{_NOT_HERE}( [a-z']+){{0,6}} {_BYE}|{_BYE}( [a-z']+){{0,6}} {_NOT_HERE}"
+        "|this is (goodbye|the end)|(it's|its) goodbye|(i love you all|i love you guys|love you"
+        " all|sorry for everything|i'm sorry (mom|mama|dad|everyone|guys|to everyone|for"
+        f" everything))( [a-z']+){{0,3}} {_BYE}",
         True,
     ),
     # --- crisis: Spanish ---------------------------------------------------------------------
@@ -535,7 +610,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "es",
         "pastillas",
         f"{_DRUG_ES}( [a-z]+){{0,8}} (y|para) (no|nunca) (despertar|despertarme|volver a despertar)"
-        f"|(juntando|guardando|ahorrando) {_DRUG_ES}|cuantas {_DRUG_ES}( [a-z]+){{0,4}} para"
+        f"|(juntando|guardando|ahorrando) {_DRUG_ES}|(tengo|guardo|guarde|junte)( [a-z]+){{0,2}} "
+        f"{_DRUG_ES} (guardadas|guardados|escondidas|escondidos|juntadas|ahorradas)|cuantas {_DRUG_ES}( [a-z]+){{0,4}} para"
         " (morir|matarme|no despertar)",
         True,
     ),
@@ -547,7 +623,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "(tengo|compre|consegui|agarre|cargue|cargada)( [a-z]+){0,3} (una |un |el |la |mi )?"
         "(arma|pistola|escopeta|revolver)( [a-z]+){0,8} (matarme|acabar con|terminar con|mi cabeza"
         "|quitarme la vida|disparar(me)?|usarla)|(pistola|arma) en (la|mi) cabeza|dispararme"
-        "|pegarme un tiro|volarme la cabeza",
+        "|(pegar|dar|meter|pegarme|darme|meterme)( me)? un (tiro|balazo)|volarme la cabeza",
         True,
     ),
     (
@@ -564,7 +640,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "means_plan",
         "es",
         "altura",
-        f"(tirarme|aventarme|lanzarme|saltar|me voy a tirar|me tiro|me aviento)( (de|del|desde|al"
+        f"(tirarme|aventarme|lanzarme|saltar|me voy a (tirar|aventar|lanzar)|me tiro|me aviento)( (de|del|desde|al"
         f"|a|por|frente al|enfrente del))( (un|una|el|la|las|los))?( [a-z]+)? {_HEIGHT_ES}",
         True,
     ),
@@ -592,7 +668,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "goodbye",
         "es",
         "despedida",
-        "adios (a todos|para siempre|mundo|a todas)|(este es|es|sera) mi ultimo (mensaje|texto)"
+        "(ya )?me despedi de (todos|todas|mi familia|mis hijos)|adios (a todos|para siempre|mundo"
+        "|a todas)|(este es|es|sera) mi ultimo (mensaje|texto)"
         "|ultimo mensaje|ya no (van a|vas a|volveran a) saber (nada )?de mi"
         f"|(cuiden|cuida|cuidan|cuidenme) (a|de) mis {_FAMILY_ES}( por mi)?"
         f"|(diganle|dile|digan) a mis? {_FAMILY_ES} que (los|las|la|lo|les) (quiero|amo|quise)",
@@ -634,7 +711,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "(i'm|i am|feel like|i feel like|feeling like|being|i've become|become|just|such|nothing but)"
         " (a |such a |just a |nothing but a |the )?(burden|bother|drain)( (to|on|for) [a-z']+)?"
         "|burden (to|on|for) (everyone|everybody|my [a-z]+|them|you|all|people|others)"
-        "|(everyone|everybody|they|my [a-z]+|people|you) (would|will|'d)( all)? be (happier|fine"
+        "|(everyone|everybody|they|my [a-z]+|people|you|they'd|you'd|everyone'd)( (would|will))?"
+        "( all)? be (happier|fine"
         "|better) without me|(worthless|useless|waste of (space|air|oxygen)|i'm a failure|i ruin"
         " everything)",
         True,
@@ -645,7 +723,12 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "en",
         "nobody would notice",
         "(nobody|no one|noone) (would|will|'d)( even| ever| really)? (notice|care|miss me|know)"
-        "|(nobody|no one) (cares|loves me|gives a)",
+        "|(nobody|no one) (cares|loves me|gives a)|(don't|dont|do not|can't|cant|no longer)"
+        f" see (the|any) point(?! (in|of|to) (?!{_POINTLESS}))|(everyone|everybody|they|my family"
+        "|people|my kids) (would|will|'d) be better off$|(don't|dont|do not) care what happens to"
+        " me|(feel like|feeling like|thinking (about|of)|want to|wanna|ready to) giv(e|ing) up"
+        "|(bought|got|buying|getting|have|own) (a|my|the) (gun|firearm|pistol|handgun|revolver)"
+        "(?! (for|safe|license|permit|class))",
         True,
     ),
     (
@@ -686,7 +769,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "goodbye",
         "es",
         "despedida",
-        "no voy a estar (aqui|aca|mas)( (manana|mucho tiempo|por mucho))?|(perdon|perdonen(me)?)"
+        "(me quiero ir|irme|me voy a ir) para siempre|no (le )?veo (el |ningun )?sentido"
+        "|(la|mi) vida no tiene sentido|no voy a estar (aqui|aca|mas)( (manana|mucho tiempo|por mucho))?|(perdon|perdonen(me)?)"
         " por todo|ya no (van|vas) a tener que preocupar(se|te) por mi|cuando ya no este",
         True,
     ),
