@@ -16,6 +16,18 @@ from __future__ import annotations
 from typing import Final
 
 EXPLICIT: Final = (
+    "i really dont want to live anymore",
+    "i think im going to do it tonight. i have everything ready",
+    "cant stop thinking about killing myself",
+    "i just want to be dead already",
+    "im so done with life i want to die",
+    "i wanna d!e",
+    "kil urself is what i need to do lol. kill myself i mean",
+    "i want to end everything",
+    "I'm going to kill myself and nobody can stop me",
+    "fuck it im ending it",
+    "pls take care of my cat when i'm gone",
+    "goodbye. thank you for trying",
     "honestly i just want to be gone",
     "idk why im even here, ima just end it tn",
     "gonna go to sleep and not wake up 😴💊",
@@ -147,6 +159,16 @@ TYPOS_LEET: Final = (
 )
 
 MEANS_PLAN: Final = (
+    "i took a bunch of my klonopin",
+    "just swallowed everything in my medicine cabinet",
+    "gonna take my whole script of percs",
+    "i want to sleep forever 💊💊",
+    "i have my husbands gun out",
+    "sitting in the garage with the car running",
+    "i'm at the train tracks",
+    "tried to hang myself last night",
+    "i cut deep this time",
+    "bleeding a lot, i cut",
     "i cant do it anymore im going to take every pill in the house",
     "ive got my moms oxys and im gonna take them all",
     "swallowed like 40 advil",
@@ -226,6 +248,14 @@ MEANS_PLAN: Final = (
 )
 
 SPANISH: Final = (
+    "me voy a suicidar",
+    "quiero dejar de vivir",
+    "me tomé un montón de pastillas",
+    "ya tomé las pastillas, adiós",
+    "me corté las venas",
+    "voy a saltar del puente",
+    "no quiero seguir en este mundo",
+    "me quiero quitar la vida",
     "no quiero vivir más",
     "quiero morir ya no aguanto",
     "me voy a quitar la vida",
@@ -293,6 +323,21 @@ SPANISH: Final = (
 )
 
 INDIRECT: Final = (
+    "i feel like there's no reason to keep going",
+    "everything is pointless",
+    "i'm so tired. of everything. of being alive",
+    "i dont want to do this anymore",
+    "i just want to disappear",
+    "i'm a mess, i ruin everything for everyone",
+    "my family deserves better than me",
+    "life sucks and it's never going to change",
+    "honestly whats the use",
+    "i've had enough",
+    "estoy cansada de vivir así",
+    "ya no tengo ganas de nada",
+    "no le importo a nadie",
+    "siento que no hay salida",
+    "ya me cansé de luchar",
     "nothing ever gets better",
     "i dont see the point anymore",
     "whats the point of anything",
@@ -382,6 +427,21 @@ INDIRECT: Final = (
 )
 
 LOOKALIKE: Final = (
+    "took a bunch of pictures at the park",
+    "my bottle of ibuprofen is almost empty, need refill",
+    "killing me softly is my fav song",
+    "i'm dead serious, the pain is 8",
+    "went to a funeral today, mood 3",
+    "my dog is dying, very sad, mood 2",
+    "the gun show was fun",
+    "jumped off the bus at the wrong stop lol",
+    "i cut my finger cooking, pain 3",
+    "overdid it at the gym, pain 7",
+    "i'll be dead tired tomorrow after the infusion",
+    "no point calling, i'll text",
+    "bye for now, see you friday",
+    "I'm giving up sugar",
+    "tengo muchas ganas de ir a la cita",
     "ugh this pain is going to be the death of me",
     "dying for a coffee",
     "i'd die for some sleep",

@@ -1,7 +1,9 @@
 """Inbound text: normalisation, crisis language, consent keywords and appointment replies.
 
-Every inbound text is checked with `detect_crisis` before anything else (CLINICAL.md), then
-`classify_keyword`, then `appointment_reply`, then parsed as an answer (`worker.domain.replies`).
+Every inbound text is checked for risk language before anything else (CLINICAL.md;
+`worker.domain.risk.assess_risk`, whose crisis tier `detect_crisis` reports and whose core is
+the phrase list below), then `classify_keyword` (and `find_opt_out` inside a risk text), then
+`appointment_reply`, then parsed as an answer (`worker.domain.replies`).
 
 Crisis matching leans towards false positives, because a clinician reviews every match and a
 missed one is the costly error. It therefore keeps negations ("I'm not suicidal" matches) and

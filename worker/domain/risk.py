@@ -260,7 +260,8 @@ _BIG_COUNT = (
     "([1-9][0-9]+|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|hundred|a hundred"
     "|a dozen|dozen|a whole bottle|the whole bottle|whole bottle|a bottle|the bottle|an entire"
     " bottle|the entire bottle|a full bottle|a handful|handful|handfuls|a bunch|bunch|a lot|lots"
-    "|a ton|tons|enough|the rest)"
+    "|a ton|tons|enough|the rest|(my|the|a|his|her) (whole|entire) (script|prescription|supply"
+    "|stash|bottle|pack|box|month's supply|months supply))"
 )
 _UNITS = "(mg|milligrams?|mcg|ml|units|iu|hours?|hrs|minutes?|mins|days?|am|pm|percent)"
 _GAP = f"( (?!{_UNITS}(?![a-z]))[a-z']+){{0,3}}"
@@ -286,9 +287,10 @@ _GUN_INTENT = (
 )
 _HEIGHT = (
     "(bridge|building|roof|rooftop|cliff|balcony|overpass|parking garage|garage roof|window"
-    "|ledge|train|tracks|subway|bus|truck|traffic|river|freeway|highway|tower|top floor"
-    "|skyscraper|dam)"
+    "|ledge|tower|top floor|skyscraper|dam)"
 )
+# Jumping "off the bus" is how people get off a bus; in front of one, or into the river, is not.
+_VEHICLE = "(train|tracks|subway|bus|truck|traffic|river|freeway|highway|car|cars|semi|lake)"
 _HEIGHT_ES = (
     "(puente|edificio|techo|azotea|balcon|ventana|metro|tren|vias|barranco|precipicio|risco"
     "|piso|segundo piso|tercer piso|carro|camion)"
@@ -441,7 +443,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "a gun",
         "(put|putting) (a|the) (bullet|gun) (in|to|through) my (head|brain|mouth)|gun to my head"
         "|eat (a|my) (bullet|gun)|eat lead|blow my (brains|head) out|blowing my (brains|head) out"
-        "|pull(ing)? the trigger|(gun|pistol|handgun|revolver|glock) (is )?(loaded|in my hand"
+        "|pull(ing)? the trigger|(gun|pistol|handgun|revolver|glock) (is )?(out|loaded|in my hand"
         "|in my mouth|next to me|on my lap)|(loaded|cocked) (the|my) (gun|pistol|handgun|revolver"
         "|glock)",
         True,
@@ -464,6 +466,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
         f"(jump|jumping|jumped|leap|leaping|throw myself|throwing myself|step|stepping|walk|walking"
         f"|drive|driving|steer|swerve|crash|crashing)( (my|the) (car|truck))? (off|from|in front of|into|onto|out of|in to)"
         f"( of)?( (a|the|this|that|my|an|some|oncoming))?( [a-z']+)? {_HEIGHT}"
+        "|(jump|jumping|jumped|leap|leaping|throw myself|throwing myself|step|stepping|walk"
+        "|walking|lie down|lay down|lying down) (in front of|into|onto|on) (a|the|an|some|oncoming)?"
+        f" ?{_VEHICLE}|(i'm|im|i am|standing|sitting|waiting) (at|on) the (train )?tracks"
         f"|(standing|sitting|stood|up|i'm|i am|im) on (the|a|this|that) ({_HEIGHT}|edge|ledge)( [a-z']+){{0,6}}"
         " (jump|looking down|right now|about to|end it|ready|goodbye|bye)"
         "|how high( [a-z']+){1,7} (to die|to kill|fatal|to not survive|to be fatal)"
@@ -477,6 +482,10 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "other means",
         "(drink|drank|drinking|swallow|swallowed) (the |some |a cup of |a bottle of )?(bleach"
         "|antifreeze|poison|drano|rat poison)|carbon monoxide|car running in (the|a) garage"
+        "|garage( [a-z']+){0,5} (car|engine) running|(car|engine) running( [a-z']+){0,4} garage"
+        "|(i cut|cut myself|cutting) (deep|deeper|too deep|my (arm|arms|leg|legs|wrist|wrists|thigh"
+        "|thighs))|(bleeding|blood)( [a-z']+){0,5} (i cut|cut myself)|i cut( [a-z']+){0,4}"
+        " (bleeding|blood|bloodemoji)"
         "|(razor|razors|blade|blades|knife|knifeemoji)( [a-z']+){0,6} (wrist|wrists|myself|my arms?"
         "|my legs?|my thighs?|my throat|bloodemoji)|slit my (wrists?|throat)",
         True,
@@ -571,6 +580,17 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "|wake up|make it)",
         True,
     ),
+    (
+        "crisis",
+        "means_plan",
+        "en",
+        "pills with intent",
+        "(swallowed|took|taken|ate|downed|taking|swallowing) everything in (my|the) (medicine"
+        f" cabinet|cabinet|house|bathroom)|{_DRUG}( [a-z']+){{0,8}} {_BYE}"
+        "|(i have|i've got|got|ive got) everything (ready|planned|set up|lined up)"
+        "|(i'm|im|i am|i'll be) ending (it|things|everything|my life)",
+        True,
+    ),
     # --- crisis: goodbyes --------------------------------------------------------------------
     (
         "crisis",
@@ -587,7 +607,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
         f" i go|once i'm gone)|(tell|please tell) my {_FAMILY}( [a-z']+){{0,2}} (i|that i)"
         " (love|loved|am sorry|'m sorry|i'm sorry)"
         f"|{_NOT_HERE}( [a-z']+){{0,6}} {_BYE}|{_BYE}( [a-z']+){{0,6}} {_NOT_HERE}"
-        "|this is (goodbye|the end)|(it's|its) goodbye|(i love you all|i love you guys|love you"
+        "|this is (goodbye|the end)|(it's|its) goodbye"
+        f"|{_BYE}( [a-z']+){{0,4}} thank you for (trying|everything)|thank you for (trying"
+        f"|everything)( [a-z']+){{0,4}} {_BYE}|(i love you all|i love you guys|love you"
         " all|sorry for everything|i'm sorry (mom|mama|dad|everyone|guys|to everyone|for"
         f" everything))( [a-z']+){{0,3}} {_BYE}",
         True,
@@ -600,7 +622,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "pastillas",
         "(me voy a|voy a|quiero|pienso|me quiero|me tome|me tomare|tomarme|tome|tomar|tomando"
         "|me estoy tomando|trague|tragarme|tragar|me trague)( [a-z]+)?( (todas|todos|un frasco|el"
-        " frasco|un bote|el bote|una caja|la caja|un punado|muchas|[1-9][0-9]+|treinta|cuarenta"
+        " frasco|un bote|el bote|una caja|la caja|un punado|un monton|muchas|[1-9][0-9]+|treinta|cuarenta"
         f"|cincuenta|cien))( (las|los|mis|de|de las|de mis|sus))*( [a-z]+)? {_DRUG_ES}",
         True,
     ),
@@ -658,7 +680,9 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "explicit",
         "es",
         "quiero morir",
-        "(acabar|terminar) con todo|no quiero (existir|estar aqui|seguir aqui|seguir existiendo"
+        "(acabar|terminar) con todo|dejar de (vivir|existir)|no quiero (seguir|estar) en este mundo"
+        "|(me )?(corte|cortaba|cortando|cortare) (las venas|mis venas|los brazos|las munecas)"
+        f"|{_DRUG_ES}( [a-z]+){{0,6}} (adios|perdon|ya me voy)|no quiero (existir|estar aqui|seguir aqui|seguir existiendo"
         "|despertar|despertarme)|quiero (dormir|dormirme) y (no|nunca) despertar|dejar de existir"
         "|(estarian|estarias|estaria) (mejor|mas felices) sin mi|(cansad[oa]|harta|harto) de vivir",
         True,
@@ -723,7 +747,14 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "en",
         "nobody would notice",
         "(nobody|no one|noone) (would|will|'d)( even| ever| really)? (notice|care|miss me|know)"
-        "|(nobody|no one) (cares|loves me|gives a)|(don't|dont|do not|can't|cant|no longer)"
+        "|(nobody|no one) (cares|loves me|gives a)|no (reason|point) to (keep going|keep trying"
+        "|get up|carry on|try)|(everything|it all|it's all|life|all of this|my life) (is|feels"
+        "|seems) (pointless|meaningless|hopeless)|(don't|dont|do not) (want to|wanna) (do this"
+        "|live like this|keep doing this|be like this|feel like this) anymore|deserves? better"
+        " than me|(never|not) (going|gonna) to change|will never change|(what's|whats|what is)"
+        " the use|(i've|i have|ive) had enough( of (everything|life|it all|all of this))?$|(do it"
+        " tonight|doing it tonight)|"
+        "(don't|dont|do not|can't|cant|no longer)"
         f" see (the|any) point(?! (in|of|to) (?!{_POINTLESS}))|(everyone|everybody|they|my family"
         "|people|my kids) (would|will|'d) be better off$|(don't|dont|do not) care what happens to"
         " me|(feel like|feeling like|thinking (about|of)|want to|wanna|ready to) giv(e|ing) up"
@@ -769,7 +800,8 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "goodbye",
         "es",
         "despedida",
-        "(me quiero ir|irme|me voy a ir) para siempre|no (le )?veo (el |ningun )?sentido"
+        "(me quiero ir|irme|me voy a ir) para siempre|(ya )?no tengo ganas de nada|no le importo a"
+        " nadie|a nadie le importo|no (hay|veo|tengo) salida|sin salida|(ya )?me canse de (luchar|todo|intentar|la vida)|no (le )?veo (el |ningun )?sentido"
         "|(la|mi) vida no tiene sentido|no voy a estar (aqui|aca|mas)( (manana|mucho tiempo|por mucho))?|(perdon|perdonen(me)?)"
         " por todo|ya no (van|vas) a tener que preocupar(se|te) por mi|cuando ya no este",
         True,

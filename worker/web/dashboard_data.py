@@ -36,6 +36,7 @@ SLA = {"urgent": timedelta(minutes=15), "high": timedelta(hours=4), "routine": t
 
 REASON_LABELS = {
     "crisis_language": "Crisis language in a reply",
+    "possible_risk": "Possible risk language in a reply",
     "phq9_item9": "PHQ-9 item 9 (thoughts of self-harm)",
     "high_pain": "High pain",
     "low_mood": "Low mood",
