@@ -329,7 +329,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "en",
         "pills with a count",
         f"{_TAKE_NOW}( (like|about|maybe|over|around|at least|nearly|almost|another))?"
-        f" {_BIG_COUNT}( of)?{_GAP} {_DRUG}",
+        f" {_BIG_COUNT}( of)?{_GAP} {_DRUG}(?! ((a|per|each|every) (day|week|night|morning)|daily))",
         False,
     ),
     (
@@ -384,7 +384,7 @@ _RULES: Final[tuple[_Rule, ...]] = (
         "pills with a count",
         f"([1-9][0-9]+|thirty|forty|fifty|sixty|hundred)( of)?( (my|the|his|her|mom's|moms|those"
         f"|these|left over|leftover|saved|extra))?( [a-z']+)? {_DRUG}( (saved|stashed|hidden|ready"
-        "|left|in my hand|right here|in front of me|lined up))",
+        "|in my hand|right here|in front of me|lined up))",
         False,
     ),
     (
