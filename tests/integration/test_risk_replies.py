@@ -173,3 +173,16 @@ def test_possible_risk_from_an_unknown_sender_is_kept_without_the_help_text(
     assert POSSIBLE in reply
     [item] = followups(clinic)
     assert (item["reason"], item["severity"], item["patient_id"]) == ("possible_risk", "high", None)
+
+
+def test_a_crisis_text_after_the_clarification_was_used_is_still_urgent(clinic: Clinic) -> None:
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    send_checkin(clinic, pid, "mood_pain")
+    clinic.text(PHONE, "hmm not sure")
+    assert any("could not read" in b for b in clinic.sms_to(PHONE))
+    clinic.text(PHONE, "took 30 of my sleeping pills")
+    assert CRISIS in clinic.sms_to(PHONE)[-1]
+    got = {(f["reason"], f["severity"]) for f in followups(clinic, patient=str(pid))}
+    assert ("crisis_language", "urgent") in got
+    assert ("unparseable_reply", "routine") not in got
+    assert responses(clinic, pid) == {}
