@@ -253,7 +253,7 @@ class _Processor:
             # Risk language is never read as an answer or an appointment reply: no number is
             # taken out of it, no clarification and no thank-you follow it. The follow-up keeps
             # the text (inbound_id) for the clinician.
-            self.done("risk_language")
+            self.done("free_text")
             return
         if keyword == "help":
             self.reply("help", "help")
