@@ -86,7 +86,12 @@ def _deleet_token(match: re.Match[str]) -> str:
     return "".join(out)
 
 
+_LEET_CHAR_RE: Final = re.compile(r"[0-9@$!|]")
+
+
 def _deleet(text: str) -> str:
+    if not _LEET_CHAR_RE.search(text):
+        return text
     return _TOKEN_RE.sub(_deleet_token, text)
 
 
@@ -221,11 +226,11 @@ def normal_forms(text: str) -> list[str]:
     repaired: list[str] = []
     for raw in raws:
         clean = kw.strip_accents(_EMOJI_RE.sub(lambda m: _EMOJI[m.group(0)], kw._clean(raw)))
-        for cut in (r"\1\1", r"\1"):
-            cut_text = kw._REPEATS_3_RE.sub(cut, clean)
+        cuts = {kw._REPEATS_3_RE.sub(r"\1\1", clean), kw._REPEATS_3_RE.sub(r"\1", clean)}
+        for cut_text in sorted(cuts, key=len, reverse=True):
             words = kw._words(kw._restore_contractions(cut_text))
             typed.append(words)
-            for reading in (cut_text, _deleet(cut_text)):
+            for reading in dict.fromkeys((cut_text, _deleet(cut_text))):
                 words = kw._words(kw._restore_contractions(reading))
                 repaired.append(kw._restore_contractions(_fix_typos(_split_joins(words))))
     forms: list[str] = []
