@@ -277,6 +277,7 @@ class _Processor:
             "inbound_id": self.inbound.id,
             "matched": risk.phrase,
             "category": risk.category,
+            "rule": risk.canonical,
             "language": risk.language,
         }
         if risk.tier == "crisis":
