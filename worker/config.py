@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     repage_count: int = Field(default=4, ge=0, le=100)
     oncall_backup_phone: str | None = None
     oncall_backup_email: str | None = None
+    # Page the on-call for possible-risk language too (high follow-ups), not only for crisis.
+    page_on_possible_risk: bool = False
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None

@@ -35,6 +35,7 @@ REPLIES = [
     "help",
     "crisis_reply",
     "oncall_page",
+    "possible_risk_reply",
 ]
 SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES]
 EMAIL_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", "crisis_reply", "oncall_page"]
@@ -661,3 +662,21 @@ def test_the_longest_dates_used_above() -> None:
     assert len(WHEN["en"]) == 20
     assert len(WHEN["es"]) == 17
     assert WHEN_SATURDAY_ES.startswith("sáb ")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_possible_risk_reply_names_988_and_the_clinic_and_nothing_clinical(
+    renderer: Renderer, language: str
+) -> None:
+    body = renderer.sms(
+        "possible_risk_reply", language, sms_context("possible_risk_reply", language)
+    )
+    assert "988" in body and PHONE in body and CLINIC in body
+    assert not FORBIDDEN.search(body), body
+    assert is_gsm7(body), body
+    # One segment in English with the long clinic name and phone; Spanish adds the "press 2".
+    assert segments(body) == (1 if language == "en" else 2), body
+    without_phone = renderer.sms(
+        "possible_risk_reply", language, dict(common(language), clinic_phone=None)
+    )
+    assert "None" not in without_phone and "988" in without_phone

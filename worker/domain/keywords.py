@@ -1,7 +1,9 @@
 """Inbound text: normalisation, crisis language, consent keywords and appointment replies.
 
-Every inbound text is checked with `detect_crisis` before anything else (CLINICAL.md), then
-`classify_keyword`, then `appointment_reply`, then parsed as an answer (`worker.domain.replies`).
+Every inbound text is checked for risk language before anything else (CLINICAL.md;
+`worker.domain.risk.assess_risk`, whose crisis tier `detect_crisis` reports and whose core is
+the phrase list below), then `classify_keyword` (and `find_opt_out` inside a risk text), then
+`appointment_reply`, then parsed as an answer (`worker.domain.replies`).
 
 Crisis matching leans towards false positives, because a clinician reviews every match and a
 missed one is the costly error. It therefore keeps negations ("I'm not suicidal" matches) and
@@ -308,20 +310,13 @@ def detect_crisis(text: str) -> str | None:
     """The canonical crisis phrase found in `text` (e.g. "end my life", "quiero morir"), or None.
 
     Negations are not filtered out; see the module docstring for what is and is not matched.
+    This is the crisis tier of `worker.domain.risk.assess_risk` (which also reads typos, digits
+    for letters, means and plans, and finds the possible-risk tier); these patterns are its core.
     """
-    texts = [*_variants(text)]
-    if _HTML_TAG_RE.search(text):
-        # Email bodies may be HTML: "want to <b>die</b>". Both readings are checked, so a "<"
-        # that was not a tag cannot hide anything.
-        texts += _variants(_HTML_TAG_RE.sub(" ", text))
-    pairs = [(variant, skeleton(variant)) for variant in texts]
-    for canonical, pattern, reduced_pattern in _CRISIS:
-        for variant, reduced in pairs:
-            if pattern.search(variant):
-                return canonical
-            if reduced_pattern is not None and reduced_pattern.search(reduced):
-                return canonical
-    return None
+    # Imported here: risk.py builds on this module's normalisation and patterns.
+    from worker.domain.risk import crisis_phrase
+
+    return crisis_phrase(text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -564,3 +559,45 @@ def appointment_reply(text: str) -> AppointmentReply | None:
     if _in(forms, _CANCEL_REQUEST_WORDS) or _fullmatch(forms, _CANCEL_REQUEST_RES):
         return "cancel_request"
     return None
+
+
+# ---------------------------------------------------------------------------------------------
+# An opt-out inside a longer text
+
+_CLAUSE_RE: Final = re.compile(r"[.!?;,:\n]+|\s[-\u2013\u2014]+\s")
+# A request that names the messages ("stop texting me", "unsubscribe", "no más mensajes"). A bare
+# "end", "quit", "para" or "cancel" at the start of a sentence is too often something else
+# ("end it all", "para qué seguir"), so only these words count without a whole sentence of
+# their own.
+_STANDALONE_PREFIX_WORDS: Final = frozenset({"stop", "stopall", "unsubscribe", "unsub", "optout"})
+_MESSAGES_RE: Final = re.compile(
+    r"\b(text|texts|texting|txt|txts|txting|message|messages|messaging|msgs?|sms|email|emails"
+    r"|list|number|unsubscribe|opt out|optout|mensajes|textos|escribirme|enviarme|mandarme"
+    r"|suscripcion|baja)\b"
+)
+
+
+def find_opt_out(text: str) -> bool:
+    """True when a longer text also asks to stop the messages: a sentence of its own that is an
+    opt-out ("STOP. I want to die", "i can't anymore. unsubscribe") or a sentence that starts with
+    one ("stop texting me i want to kill myself").
+
+    Meant for texts with risk language, which are never read as anything else; other texts keep
+    the whole-message rule of `classify_keyword`, so "my pain won't stop" stays a reply.
+    """
+    if classify_keyword(text) == "opt_out":
+        return True
+    for clause in _CLAUSE_RE.split(text):
+        if not clause.strip():
+            continue
+        if classify_keyword(clause) == "opt_out":
+            return True
+        two, _ = _variants(clause)
+        words = _strip_fillers(two, _POLITE).split()
+        for n in range(len(words) - 1, 0, -1):
+            prefix = " ".join(words[:n])
+            if classify_keyword(prefix) != "opt_out":
+                continue
+            if _MESSAGES_RE.search(prefix) or set(prefix.split()) <= _STANDALONE_PREFIX_WORDS:
+                return True
+    return False

@@ -12,6 +12,7 @@ CHANNELS: Final = ("sms", "email")
 LANGUAGES: Final = ("en", "es")
 FOLLOWUP_REASONS: Final = (
     "crisis_language",
+    "possible_risk",
     "phq9_item9",
     "high_pain",
     "low_mood",

@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from worker.domain.answer_words import is_clear_zero
 from worker.domain.instruments import Instrument, get_instrument
-from worker.domain.keywords import appointment_reply, classify_keyword, detect_crisis, is_yes
+from worker.domain.keywords import appointment_reply, classify_keyword, find_opt_out, is_yes
 from worker.domain.replies import ParsedAnswer, parse_answer
+from worker.domain.risk import RiskMatch, assess_risk
 from worker.domain.rules import ITEM9_KEY, evaluate_answer
 from worker.services.answers import answers_so_far, raise_flags, raise_worsening
-from worker.services.crisis import start_crisis_path
+from worker.services.crisis import page, start_crisis_path
 from worker.services.followups import raise_followup
 from worker.services.immediate import queue_now
 from worker.services.patients import grant_consent, has_consent, withdraw_consent
@@ -174,6 +175,7 @@ class _Processor:
         self.now, self.result = now, result
         self.lang = patient.language if patient is not None else "en"
         self.crisis = False
+        self.possible_risk = False
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -226,36 +228,35 @@ class _Processor:
         return item.id
 
     def done(self, outcome: str) -> None:
-        self.result.outcome = outcome if not self.crisis else f"crisis+{outcome}"
+        prefix = "crisis+" if self.crisis else ("possible_risk+" if self.possible_risk else "")
+        self.result.outcome = prefix + outcome
 
     # -- the pipeline ----------------------------------------------------------------------
 
     def run(self) -> None:
         body = self.inbound.body or ""
-        phrase = detect_crisis(body)
-        if phrase is not None:
-            self.crisis = True
-            self.result.send += start_crisis_path(
-                self.rt,
-                self.session,
-                patient=self.patient,
-                reason="crisis_language",
-                reply_to=self.inbound.from_address,
-                language=self.lang,
-                detail={"inbound_id": self.inbound.id, "matched": phrase},
-                dedupe=f"in:{self.inbound.id}",
-                now=self.now,
-            )
+        risk = assess_risk(body)
+        if risk is not None:
+            self.risk_language(risk)
         if self.patient is None:
             self.unknown_sender()
             return
         keyword = classify_keyword(body)
+        if risk is not None and keyword is None and find_opt_out(body):
+            # "STOP. I want to die": the crisis path above and the opt-out both.
+            keyword = "opt_out"
         opted_out = not has_consent(self.session, self.patient.id, "sms")
         if keyword == "opt_in" or (keyword is None and opted_out and is_yes(body)):
             self.opt_in(opted_out)
             return
         if keyword == "opt_out":
             self.opt_out(body)
+            return
+        if risk is not None:
+            # Risk language is never read as an answer or an appointment reply: no number is
+            # taken out of it, no clarification and no thank-you follow it. The follow-up keeps
+            # the text (inbound_id) for the clinician.
+            self.done("free_text")
             return
         if keyword == "help":
             self.reply("help", "help")
@@ -272,9 +273,47 @@ class _Processor:
         self.followup("unparseable_reply", "routine", text_kept_in_inbound=True)
         self.done("unparseable")
 
+    def risk_language(self, risk: RiskMatch) -> None:
+        """Crisis tier: the urgent path. Possible risk: a high follow-up with the evidence, a
+        short reply naming 988 and the clinic's phone, a page only if the clinic asks for it."""
+        detail = {
+            "inbound_id": self.inbound.id,
+            "matched": risk.phrase,
+            "category": risk.category,
+            "rule": risk.canonical,
+            "language": risk.language,
+        }
+        if risk.tier == "crisis":
+            self.crisis = True
+            self.result.send += start_crisis_path(
+                self.rt,
+                self.session,
+                patient=self.patient,
+                reason="crisis_language",
+                reply_to=self.inbound.from_address,
+                language=self.lang,
+                detail=detail,
+                dedupe=f"in:{self.inbound.id}",
+                now=self.now,
+            )
+            return
+        self.possible_risk = True
+        item, created = raise_followup(
+            self.session,
+            patient_id=self.patient.id if self.patient else None,
+            reason="possible_risk",
+            severity="high",
+            detail=detail,
+            now=self.now,
+        )
+        self.reply("possible_risk_reply", "possible_risk")
+        if created and self.rt.settings.page_on_possible_risk:
+            self.result.send += page(self.rt, self.session, item, self.now)
+        log.warning("possible risk language: follow-up %d", item.id)
+
     def unknown_sender(self) -> None:
         # Nothing is attached to any patient; the HELP text at most once a day per number.
-        if self.crisis:
+        if self.crisis or self.possible_risk:
             self.done("unknown_sender")
             return
         since = self.now - HELP_TO_UNKNOWN_EVERY

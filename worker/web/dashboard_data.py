@@ -37,8 +37,8 @@ SLA = {"urgent": timedelta(minutes=15), "high": timedelta(hours=4), "routine": t
 
 REASON_LABELS = {
     "crisis_language": "Crisis language in a reply",
+    "possible_risk": "Possible risk language in a reply",
     "phq9_item9": "PHQ-9 item 9 (thoughts of self-harm)",
-    "possible_risk": "Possible risk language",
     "phq9_item9_unanswered": "PHQ-9 item 9 unanswered",
     "high_pain": "High pain",
     "low_mood": "Low mood",
