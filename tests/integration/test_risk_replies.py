@@ -15,7 +15,7 @@ from worker.emulator import TwilioEmulator
 
 PHONE = "+12125550177"
 ACK = "Thank you"
-CRISIS = "not monitored around the clock"
+CRISIS = "not monitored 24/7"
 POSSIBLE = "someone from our team will reach out"
 
 
@@ -58,7 +58,8 @@ def test_digits_for_letters_during_a_checkin_is_the_crisis_path_not_an_answer(
     detail = evidence(urgent)
     assert detail["matched"] == "want to die" and detail["category"] == "explicit"
     assert detail["inbound_id"] == clinic.inbound()[0].id
-    assert len(clinic.sms_to(ONCALL_PHONE)) == 1
+    [page] = clinic.sms_to(ONCALL_PHONE)
+    assert page.startswith("Urgent follow-up waiting"), page
 
 
 def test_numbers_beside_crisis_words_are_not_an_answer_and_get_no_thank_you(
@@ -83,7 +84,7 @@ def test_a_means_and_plan_text_in_spanish_is_urgent(clinic: Clinic) -> None:
     pid = clinic.patient(PHONE, "--language", "es")
     clinic.text(PHONE, "me voy a tomar todas las pastillas")
     [reply] = clinic.sms_to(PHONE)
-    assert "988" in reply and "24 horas" in reply
+    assert "988" in reply and "No leemos textos 24/7" in reply
     [urgent] = followups(clinic, patient=str(pid))
     assert (urgent["reason"], urgent["severity"]) == ("crisis_language", "urgent")
     assert evidence(urgent)["category"] == "means_plan"
@@ -118,7 +119,9 @@ def test_indirect_language_pages_when_the_clinic_asks_for_it(paging_clinic: Clin
     [item] = followups(paging_clinic, patient=str(pid))
     assert (item["reason"], item["severity"]) == ("possible_risk", "high")
     [page] = paging_clinic.sms_to(ONCALL_PHONE)
-    assert page.startswith("Urgent follow-up waiting") and f"/followups/{item['id']}" in page
+    # The page says what the follow-up is: high, not urgent.
+    assert page.startswith("High-priority follow-up waiting"), page
+    assert f"/followups/{item['id']}" in page
     assert "burden" not in page and PHONE not in page
     assert len(paging_clinic.mail_to(ONCALL_EMAIL)) == 1
     # More of the same adds evidence to the open item and pages no one again.

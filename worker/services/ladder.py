@@ -121,7 +121,8 @@ def page(
             channel=target.channel,
             patient_id=None,
             to_address=target.address,
-            context={"link": link},
+            # A possible-risk page (CHECKIN_PAGE_ON_POSSIBLE_RISK) is for a high follow-up.
+            context={"link": link, "urgent": item.severity == "urgent"},
             followup_id=item.id,
         )
         if mid is not None:
