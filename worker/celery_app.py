@@ -17,6 +17,8 @@ from kombu.entity import Queue
 from worker.config import Settings
 
 QUEUES = ("urgent", "bulk")
+#: How often beat runs the crash recovery pass (at most every tick).
+RECOVER_SECONDS = 3.0
 
 
 def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
@@ -49,6 +51,7 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         task_routes={
             "checkin.plan": {"queue": "bulk"},
             "checkin.dispatch": {"queue": "urgent"},
+            "checkin.recover": {"queue": "urgent"},
             "checkin.send": {"queue": "bulk"},
             "checkin.inbound": {"queue": "urgent"},
             "checkin.inbound_unstored": {"queue": "urgent"},
@@ -60,6 +63,13 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "task": "checkin.dispatch",
                 "schedule": tick,
                 "options": {"expires": tick * 2},
+            },
+            # Recovery after a crash (services/dispatch.recover) every few seconds, not once a
+            # tick: a crisis reply caught mid-send by a dying worker goes within seconds.
+            "recover": {
+                "task": "checkin.recover",
+                "schedule": min(tick, RECOVER_SECONDS),
+                "options": {"expires": min(tick, RECOVER_SECONDS) * 2},
             },
             "escalate": {
                 "task": "checkin.escalate",

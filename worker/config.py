@@ -169,7 +169,9 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(default=80, ge=1, le=1024)
     checkin_max_late_minutes: int = Field(default=240, ge=1)
     checkin_reply_window_hours: int = Field(default=24, ge=1)
-    requeue_after_seconds: int = Field(default=300, ge=5)
+    # A row left `queued` this long is handed to the broker again (its task may have died with
+    # a worker); urgent rows after at most 10 s. Safe: a duplicate task is a no-op.
+    requeue_after_seconds: int = Field(default=60, ge=5)
     sending_stale_seconds: int = Field(default=120, ge=5)
     # Transient provider errors (429, 5xx, connection refused) are retried after this many
     # seconds, doubling per attempt up to 15 minutes.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 
 from worker.services.reconcile import reconcile
 from worker.services.runtime import Runtime
@@ -21,6 +21,8 @@ from worker.store.models import Message
 
 log = logging.getLogger(__name__)
 
+#: Urgent rows left `queued` this long are handed to the broker again (see stale_queued).
+URGENT_REQUEUE_AFTER = timedelta(seconds=10)
 #: enqueue(ids, queue) hands a chunk of message ids to the workers; raises if the broker is down.
 Enqueue = Callable[[list[int], str], None]
 
@@ -61,14 +63,25 @@ def stale_queued(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]
     """Rows queued long ago whose task may be lost (broker restarted empty, worker killed).
 
     Re-sending the id is safe: the send step's queued -> sending claim makes a duplicate task a
-    no-op. queued_at is refreshed so each row is re-sent at most once per interval.
+    no-op. queued_at is refreshed so each row is re-sent at most once per interval. Urgent rows
+    are re-sent after URGENT_REQUEUE_AFTER: a crisis reply claimed by a worker that died holds
+    no broker task at all, and an urgent queue is short, so a spare task costs little.
     """
     cutoff = now - timedelta(seconds=rt.settings.requeue_after_seconds)
+    urgent_cutoff = now - min(
+        URGENT_REQUEUE_AFTER, timedelta(seconds=rt.settings.requeue_after_seconds)
+    )
     with session_scope(rt.sessions) as session:
         rows = session.execute(
             select(Message.id, Message.priority)
-            .where(Message.status == "queued", Message.queued_at < cutoff)
-            .order_by(Message.queued_at)
+            .where(
+                Message.status == "queued",
+                or_(
+                    Message.queued_at < cutoff,
+                    (Message.priority == "urgent") & (Message.queued_at < urgent_cutoff),
+                ),
+            )
+            .order_by(case((Message.priority == "urgent", 0), else_=1), Message.queued_at)
             .limit(limit)
         ).all()
         if not rows:
@@ -94,16 +107,28 @@ def claim_budget(rt: Runtime) -> int:
     return budget
 
 
+def recover(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
+    """The recovery half of a dispatch cycle, also run by itself every few seconds (beat's
+    `recover`): settle what a crash left `sending` or `unknown`, re-send what it left `queued`."""
+    result = DispatchResult()
+    _enqueue(rt, _recovered(rt, now, result), now, enqueue, result)
+    return result
+
+
+def _recovered(rt: Runtime, now: datetime, result: DispatchResult) -> list[tuple[int, str]]:
+    requeue = reconcile(rt, now)
+    result.reconciled = len(requeue.resolved)
+    work = [(mid, "urgent" if urgent else "bulk") for mid, urgent in requeue.to_send]
+    stale = stale_queued(rt, now, rt.settings.dispatch_batch_size)
+    result.requeued = len(stale) + len(requeue.to_send)
+    return work + stale
+
+
 def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
     """One dispatch cycle: reconcile, re-send stale, claim due, enqueue in chunks per queue."""
     result = DispatchResult()
     limit = rt.settings.dispatch_batch_size
-    requeue = reconcile(rt, now)
-    result.reconciled = len(requeue.resolved)
-    work = [(mid, "urgent" if urgent else "bulk") for mid, urgent in requeue.to_send]
-    stale = stale_queued(rt, now, limit)
-    result.requeued = len(stale) + len(requeue.to_send)
-    work += stale
+    work = _recovered(rt, now, result)
     claimed: list[tuple[int, str]] = []
     budget = claim_budget(rt)
     # Keep claiming while batches come back full: one batch per tick would cap the whole system
@@ -115,6 +140,17 @@ def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
             break
     result.claimed = len(claimed)
     work += claimed
+    _enqueue(rt, work, now, enqueue, result)
+    return result
+
+
+def _enqueue(
+    rt: Runtime,
+    work: list[tuple[int, str]],
+    now: datetime,
+    enqueue: Enqueue,
+    result: DispatchResult,
+) -> None:
     chunk = rt.settings.send_chunk_size
     for queue in ("urgent", "bulk"):
         ids = [mid for mid, q in work if q == queue]
@@ -129,7 +165,6 @@ def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
                 log.exception("enqueue failed; %d messages go back to scheduled", len(part))
                 _unclaim(rt, part, now)
                 result.enqueue_failed += len(part)
-    return result
 
 
 def _unclaim(rt: Runtime, ids: list[int], now: datetime) -> None:

@@ -1,7 +1,8 @@
 """Recovery of rows whose outcome a crash or a timeout left open.
 
-`sending` for longer than the stale interval means the worker died mid-send; `unknown` means the
-request may have reached the provider. Twilio takes no idempotency key, so these are looked up in
+`sending` for longer than the stale interval means the worker died mid-send, and so does
+`sending` under a lease that has lapsed (services/lease.py: the fast way to know, seconds after
+the worker died instead of minutes); `unknown` means the request may have reached the provider. Twilio takes no idempotency key, so these are looked up in
 the provider's message list (matched by recipient, body and time) and never blindly resent: found
 means sent; not found means the request never arrived, and the row goes back to be sent.
 Channels that cannot be asked (SMTP, console) leave such rows `unknown` for an operator.
@@ -13,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, update
 
 from worker.channels import ProviderMessage
 from worker.services.runtime import Runtime
@@ -39,24 +40,36 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
         seconds=rt.settings.twilio_timeout_seconds + rt.settings.reconcile_settle_seconds
     )
     stale = now - timedelta(seconds=rt.settings.sending_stale_seconds)
+    gone = _lapsed_owners(rt)
     with session_scope(rt.sessions) as session:
         rows = session.scalars(
             select(Message)
             .where(
                 or_(
                     (Message.status == "sending") & (Message.sending_at < stale),
+                    (Message.status == "sending") & Message.sending_by.in_(gone),
                     (Message.status == "unknown") & (Message.sending_at < now - settle),
                 )
             )
-            .order_by(Message.sending_at)
+            # Urgent rows first: a crash must not delay a crisis reply behind check-ins.
+            .order_by(case((Message.priority == "urgent", 0), else_=1), Message.sending_at)
             .limit(limit)
         ).all()
         snapshot = [
-            (m.id, m.status, m.channel, m.to_address, m.body, m.sending_at, m.priority)
+            (
+                m.id,
+                m.status,
+                m.channel,
+                m.to_address,
+                m.body,
+                m.sending_at,
+                m.priority,
+                m.sending_by,
+            )
             for m in rows
         ]
     sms = rt.channels.sms
-    for mid, status, channel, to, body, sending_at, priority in snapshot:
+    for mid, status, channel, to, body, sending_at, priority, owner in snapshot:
         if channel != "sms" or not sms.can_reconcile or not to or sending_at is None:
             if status == "sending":
                 _move(
@@ -66,6 +79,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
                     "unknown",
                     now,
                     attempt=sending_at,
+                    owner=owner,
                     reason="worker_lost_mid_send",
                 )
                 result.left_unknown.append(mid)
@@ -81,7 +95,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
         # provider, another dispatcher may have reconciled the row and a worker re-sent it;
         # moving that fresh attempt back to `queued` would send it twice.
         if match is not None:
-            if _resolve_sent(rt, mid, status, sending_at, match, now):
+            if _resolve_sent(rt, mid, status, sending_at, owner, match, now):
                 result.resolved.append(mid)
         elif _move(
             rt,
@@ -90,11 +104,37 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             "queued",
             now,
             attempt=sending_at,
+            owner=owner,
             reason="reconciled_not_found",
             queued_at=now,
         ):
             result.to_send.append((mid, priority == "urgent"))
     return result
+
+
+def _lapsed_owners(rt: Runtime) -> list[str]:
+    """Holders of `sending` rows whose lease has surely lapsed (services/lease.py)."""
+    if rt.redis is None:
+        return []
+    from worker.services.lease import lapsed, lease_ttl
+
+    with session_scope(rt.sessions) as session:
+        owners = session.scalars(
+            select(Message.sending_by)
+            .where(Message.status == "sending", Message.sending_by.is_not(None))
+            .distinct()
+        ).all()
+    if not owners:
+        return []
+    ttl = lease_ttl(max(rt.settings.twilio_timeout_seconds, rt.settings.smtp_timeout_seconds))
+    return sorted(lapsed(rt.redis, [o for o in owners if o], ttl=ttl))
+
+
+def _same_attempt(attempt: datetime | None, owner: str | None) -> ColumnElement[bool]:
+    """The row is still in the very attempt a snapshot saw: same claim time, same holder (a
+    holder that disowned its row since, to send it under the stale rule, keeps it)."""
+    by = Message.sending_by.is_(None) if owner is None else Message.sending_by == owner
+    return (Message.sending_at == attempt) & by
 
 
 def _match(rt: Runtime, found: list[ProviderMessage], body: str) -> ProviderMessage | None:
@@ -116,7 +156,13 @@ def _match(rt: Runtime, found: list[ProviderMessage], body: str) -> ProviderMess
 
 
 def _resolve_sent(
-    rt: Runtime, mid: int, frm: str, attempt: datetime, match: ProviderMessage, now: datetime
+    rt: Runtime,
+    mid: int,
+    frm: str,
+    attempt: datetime,
+    owner: str | None,
+    match: ProviderMessage,
+    now: datetime,
 ) -> bool:
     """The provider has it: `sent`, with its sid, and for a check-in the CheckIn its reply will
     answer is opened, exactly as when the send itself records the sid."""
@@ -124,7 +170,7 @@ def _resolve_sent(
     with session_scope(rt.sessions) as session:
         res = session.execute(
             update(Message)
-            .where(Message.id == mid, Message.status == frm, Message.sending_at == attempt)
+            .where(Message.id == mid, Message.status == frm, _same_attempt(attempt, owner))
             .values(
                 status="sent",
                 status_reason="reconciled",
@@ -148,6 +194,7 @@ def _move(
     *,
     attempt: datetime | None,
     reason: str,
+    owner: str | None = None,
     queued_at: datetime | None = None,
 ) -> bool:
     values: dict[str, object] = {"status": to, "status_reason": reason, "updated_at": now}
@@ -156,7 +203,7 @@ def _move(
     with session_scope(rt.sessions) as session:
         res = session.execute(
             update(Message)
-            .where(Message.id == mid, Message.status == frm, Message.sending_at == attempt)
+            .where(Message.id == mid, Message.status == frm, _same_attempt(attempt, owner))
             .values(**values)
         )
         return bool(getattr(res, "rowcount", 0) == 1)

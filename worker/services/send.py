@@ -31,11 +31,13 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
+
 from worker.channels import ChannelError, DeliveryUnknown, SendResult
 from worker.domain.sms_text import segments
 from worker.services.pacing import Grant
 from worker.services.runtime import Runtime
-from worker.services.send_prepare import Prepared, claim_and_prepare
+from worker.services.send_prepare import MESSAGES, Prepared, claim_and_prepare
 from worker.services.send_record import Attempt, record
 from worker.store.db import session_scope
 
@@ -258,6 +260,10 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
             if turn.defer is not None:
                 return Attempt(p, at, defer=turn.defer)
             grant = turn.grant
+        if not _lease_covers(rt, p):
+            if grant is not None and rt.pacer is not None:
+                rt.pacer.answered(grant)
+            return Attempt(p, at, lost=True)
         return Attempt(p, at, result=_call_provider(rt, p, grant))
     except DeliveryUnknown:
         log.warning("message %d: provider outcome unknown; will reconcile", p.id)
@@ -267,6 +273,39 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
     except Exception:
         log.exception("message %d: unexpected error from the %s channel", p.id, p.channel)
         return Attempt(p, at, error=ChannelError("unexpected channel error", permanent=False))
+
+
+def _lease_covers(rt: Runtime, p: Prepared) -> bool:
+    """Whether this process's lease surely outlives the call about to start (services/lease.py).
+    When it cannot vouch for that (Redis unreachable for a few seconds), the row is disowned
+    first, so that only the stale rule can ever judge it abandoned. False: the row is no longer
+    ours (reconciliation took it) or could not be disowned: it must not be sent from here."""
+    lease = rt.lease
+    if lease is None:
+        return True
+    s = rt.settings
+    timeout = s.twilio_timeout_seconds if p.channel == "sms" else s.smtp_timeout_seconds
+    if lease.valid_for(timeout + 1.0):
+        return True
+    try:
+        with session_scope(rt.sessions) as session:
+            res = session.execute(
+                update(MESSAGES)
+                .where(
+                    MESSAGES.c.id == p.id,
+                    MESSAGES.c.status == "sending",
+                    MESSAGES.c.sending_by == lease.owner,
+                )
+                .values(sending_by=None)
+            )
+    except Exception:
+        log.exception("message %d: could not disown the row; not sent from here", p.id)
+        return False
+    if getattr(res, "rowcount", 0) != 1:
+        log.warning("message %d: no longer this worker's to send; not sent", p.id)
+        return False
+    log.warning("message %d: send lease not renewed lately; left to the stale rule", p.id)
+    return True
 
 
 def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:

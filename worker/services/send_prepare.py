@@ -92,6 +92,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             .values(
                 status="sending",
                 sending_at=now,
+                sending_by=rt.lease.owner if rt.lease is not None else None,
                 attempts=MESSAGES.c.attempts + 1,
                 updated_at=now,
             )
