@@ -65,8 +65,7 @@ def start_lease(rt: Runtime) -> Lease | None:
         return None
     from worker.services.lease import Lease, lease_ttl
 
-    s = rt.settings
-    lease = Lease(rt.redis, ttl=lease_ttl(max(s.twilio_timeout_seconds, s.smtp_timeout_seconds)))
+    lease = Lease(rt.redis, ttl=lease_ttl(rt.settings.twilio_timeout_seconds))
     lease.start()
     return lease
 
@@ -110,7 +109,8 @@ def register(app: Celery, settings: Settings) -> None:
             send.apply_async(args=[ids], **send_task_options(settings, queue))
 
         now = utcnow()
-        result = dispatch(proc.runtime, now, enqueue)
+        # Recovery runs every few seconds by itself (checkin.recover), not here.
+        result = dispatch(proc.runtime, now, enqueue, with_recovery=False)
         # Replies stored while the broker was unreachable, or whose worker died: process them.
         stale = unprocessed(proc.runtime, now, INBOUND_SWEEP_AFTER)
         for inbound_id in stale:

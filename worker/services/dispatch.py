@@ -7,10 +7,12 @@ other. Only ids travel through the broker; the row is the truth.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import case, or_, select, update
 
@@ -19,10 +21,16 @@ from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import Message
 
+if TYPE_CHECKING:
+    from redis.lock import Lock
+
 log = logging.getLogger(__name__)
 
 #: Urgent rows left `queued` this long are handed to the broker again (see stale_queued).
 URGENT_REQUEUE_AFTER = timedelta(seconds=10)
+RECOVERY_LOCK = "checkin:recover:lock"
+#: A pass that takes longer than this (a provider that hangs) lets the next one start.
+RECOVERY_LOCK_SECONDS = 60
 #: enqueue(ids, queue) hands a chunk of message ids to the workers; raises if the broker is down.
 Enqueue = Callable[[list[int], str], None]
 
@@ -108,11 +116,34 @@ def claim_budget(rt: Runtime) -> int:
 
 
 def recover(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
-    """The recovery half of a dispatch cycle, also run by itself every few seconds (beat's
-    `recover`): settle what a crash left `sending` or `unknown`, re-send what it left `queued`."""
+    """The recovery half of a dispatch cycle, run by itself every few seconds (beat's
+    `recover`): settle what a crash left `sending` or `unknown`, re-send what it left `queued`.
+    One pass at a time (a Redis lock when there is one): a pass that waits on the provider
+    must not be joined by the next ones asking it the same questions."""
     result = DispatchResult()
-    _enqueue(rt, _recovered(rt, now, result), now, enqueue, result)
+    lock = _recovery_lock(rt)
+    if lock is None:
+        return result
+    try:
+        _enqueue(rt, _recovered(rt, now, result), now, enqueue, result)
+    finally:
+        if lock is not True:
+            with contextlib.suppress(Exception):
+                lock.release()
     return result
+
+
+def _recovery_lock(rt: Runtime) -> Lock | Literal[True] | None:
+    """The recovery lock taken (True: there is no Redis to take it in), or None: a pass runs."""
+    if rt.redis is None:
+        return True
+    import redis
+
+    lock = rt.redis.lock(RECOVERY_LOCK, timeout=RECOVERY_LOCK_SECONDS, blocking=False)
+    try:
+        return lock if lock.acquire(blocking=False) else None
+    except redis.RedisError:
+        return True  # every move is conditional: two passes at once are only wasteful
 
 
 def _recovered(rt: Runtime, now: datetime, result: DispatchResult) -> list[tuple[int, str]]:
@@ -124,11 +155,14 @@ def _recovered(rt: Runtime, now: datetime, result: DispatchResult) -> list[tuple
     return work + stale
 
 
-def dispatch(rt: Runtime, now: datetime, enqueue: Enqueue) -> DispatchResult:
-    """One dispatch cycle: reconcile, re-send stale, claim due, enqueue in chunks per queue."""
+def dispatch(
+    rt: Runtime, now: datetime, enqueue: Enqueue, *, with_recovery: bool = True
+) -> DispatchResult:
+    """One dispatch cycle: reconcile, re-send stale, claim due, enqueue in chunks per queue.
+    `with_recovery=False` when `recover` runs on its own schedule (Celery beat)."""
     result = DispatchResult()
     limit = rt.settings.dispatch_batch_size
-    work = _recovered(rt, now, result)
+    work = _recovered(rt, now, result) if with_recovery else []
     claimed: list[tuple[int, str]] = []
     budget = claim_budget(rt)
     # Keep claiming while batches come back full: one batch per tick would cap the whole system

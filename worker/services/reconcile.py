@@ -11,6 +11,7 @@ Channels that cannot be asked (SMTP, console) leave such rows `unknown` for an o
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +26,8 @@ from worker.store.models import Message
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(minutes=2)
+#: Provider look-ups at once (one per recipient).
+LOOKUPS = 8
 
 
 @dataclass
@@ -68,8 +71,28 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             )
             for m in rows
         ]
+    # One recipient's rows in order (two alike to one number must not both claim one provider
+    # message); recipients side by side, so that a crash's rows are settled in about one
+    # provider round trip, not one per row.
+    by_to: dict[str | None, list[_Row]] = {}
+    for row in snapshot:
+        by_to.setdefault(row[3], []).append(row)
+    groups = list(by_to.values())
+    if len(groups) <= 1:
+        for group in groups:
+            _settle_group(rt, group, now, result)
+    else:
+        with ThreadPoolExecutor(min(LOOKUPS, len(groups)), thread_name_prefix="reconcile") as ex:
+            list(ex.map(lambda g: _settle_group(rt, g, now, result), groups))
+    return result
+
+
+_Row = tuple[int, str, str, str | None, str | None, datetime | None, str, str | None]
+
+
+def _settle_group(rt: Runtime, rows: list[_Row], now: datetime, result: ReconcileResult) -> None:
     sms = rt.channels.sms
-    for mid, status, channel, to, body, sending_at, priority, owner in snapshot:
+    for mid, status, channel, to, body, sending_at, priority, owner in rows:
         if channel != "sms" or not sms.can_reconcile or not to or sending_at is None:
             if status == "sending":
                 _move(
@@ -109,7 +132,6 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             queued_at=now,
         ):
             result.to_send.append((mid, priority == "urgent"))
-    return result
 
 
 def _lapsed_owners(rt: Runtime) -> list[str]:
@@ -126,7 +148,7 @@ def _lapsed_owners(rt: Runtime) -> list[str]:
         ).all()
     if not owners:
         return []
-    ttl = lease_ttl(max(rt.settings.twilio_timeout_seconds, rt.settings.smtp_timeout_seconds))
+    ttl = lease_ttl(rt.settings.twilio_timeout_seconds)
     return sorted(lapsed(rt.redis, [o for o in owners if o], ttl=ttl))
 
 

@@ -283,9 +283,10 @@ def _lease_covers(rt: Runtime, p: Prepared) -> bool:
     lease = rt.lease
     if lease is None:
         return True
-    s = rt.settings
-    timeout = s.twilio_timeout_seconds if p.channel == "sms" else s.smtp_timeout_seconds
-    if lease.valid_for(timeout + 1.0):
+    # The lease is sized for an SMS call. An email row whose lease lapses mid-call is never
+    # resent (SMTP cannot be reconciled: it becomes `unknown` for an operator), so it needs
+    # the same cover only.
+    if lease.valid_for(rt.settings.twilio_timeout_seconds + 1.0):
         return True
     try:
         with session_scope(rt.sessions) as session:
