@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     clinic_phone: str | None = None
     oncall_phone: str | None = None
     oncall_email: str | None = None
+    # The sender on-call pages go from (E.164 number or Messaging Service SID): its own pacing
+    # budget, so a page never waits behind patient traffic. Unset: the default sender.
+    oncall_from: str | None = None
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
@@ -222,6 +225,27 @@ class Settings(BaseSettings):
             return None
         parse_clock(v)
         return v
+
+    @field_validator("oncall_from")
+    @classmethod
+    def _check_oncall_from(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if re.fullmatch(r"MG[0-9a-fA-F]{32}", v):
+            return v
+        from worker.domain.contact import ContactError, normalize_phone
+
+        if not v.startswith("+"):
+            raise ValueError(
+                "expected an E.164 phone number (+12125550100) or a Messaging Service SID (MG…)"
+            )
+        try:
+            return normalize_phone(v)
+        except ContactError:
+            raise ValueError(
+                "expected an E.164 phone number (+12125550100) or a Messaging Service SID (MG…)"
+            ) from None
 
     @field_validator("sms_rate_per_sender", mode="before")
     @classmethod

@@ -35,7 +35,8 @@ from sqlalchemy import update
 
 from worker.channels import ChannelError, DeliveryUnknown, SendResult
 from worker.domain.sms_text import segments
-from worker.services.pacing import Grant
+from worker.services import send_priority
+from worker.services.pacing import URGENT, Grant
 from worker.services.runtime import Runtime
 from worker.services.send_prepare import MESSAGES, Prepared, claim_and_prepare
 from worker.services.send_record import Attempt, record
@@ -255,7 +256,19 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
     try:
         if p.channel == "sms" and rt.pacer is not None:
             # The sender's shared limit (services/pacing.py), taken just before the provider call.
-            turn = rt.pacer.turn(segments(p.body), urgent=p.priority == "urgent")
+            # Crisis replies first, then pages, then other replies, then bulk; pages may have a
+            # sender of their own (services/send_priority.py).
+            lvl = send_priority.level(p)
+            turn = rt.pacer.turn(
+                segments(p.body),
+                urgent=p.priority == "urgent",
+                sender=send_priority.sender(rt.settings, p),
+                level=lvl,
+                yield_for=send_priority.yield_for(p, at),
+                # An acknowledgement does not hold a worker thread behind crisis replies: it
+                # goes back to `scheduled`, and the next dispatch sends it.
+                defer_when_behind=lvl == URGENT,
+            )
             at += timedelta(seconds=turn.waited)
             if turn.defer is not None:
                 return Attempt(p, at, defer=turn.defer)
@@ -315,7 +328,13 @@ def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
     try:
         if p.channel == "sms":
             callback = f"{rt.settings.public_url}/webhooks/twilio/status"
-            result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
+            frm = send_priority.sender(rt.settings, p)
+            if frm is not None:
+                result = rt.channels.sms.send_sms(
+                    p.to, p.body, status_callback=callback, sender=frm
+                )
+            else:
+                result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
         else:
             result = rt.channels.email.send_email(
                 p.to, p.subject or "", p.body, p.html, message_id=p.message_id_header

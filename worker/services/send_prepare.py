@@ -53,6 +53,7 @@ class Prepared:
     not_after: datetime | None = None
     patient_id: int | None = None
     kind: str = "checkin"
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -262,6 +263,7 @@ def _render(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
         not_after=m.not_after,
         patient_id=m.patient_id,
         kind=m.kind,
+        created_at=m.created_at,
     )
 
 
