@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 LATEST = RESULTS / "latest.json"
 REPORT = HERE / "REPORT.md"
-NAMES = ("planning", "dispatch", "pacing", "urgent", "inbound", "profile")
+NAMES = ("planning", "dispatch", "pacing", "urgent", "inbound", "profile", "crisis_burst")
 
 
 def _sh(*argv: str) -> str:
@@ -135,7 +135,7 @@ def _repeat(
 
 
 def run_one(name: str, quick: bool, runs: int) -> dict[str, Any]:
-    from bench import dispatch, inbound, pacing, planning, profile, urgent
+    from bench import crisis, dispatch, inbound, pacing, planning, profile, urgent
     from bench.system import db_kind
 
     if name == "planning":
@@ -145,7 +145,13 @@ def run_one(name: str, quick: bool, runs: int) -> dict[str, Any]:
     kind = db_kind()
     if name == "profile":
         return {"result": profile.run(quick, 1, kind)}
-    module = {"dispatch": dispatch, "pacing": pacing, "urgent": urgent, "inbound": inbound}[name]
+    module = {
+        "dispatch": dispatch,
+        "pacing": pacing,
+        "urgent": urgent,
+        "inbound": inbound,
+        "crisis_burst": crisis,
+    }[name]
     return _repeat(module.run, quick, runs, kind)
 
 

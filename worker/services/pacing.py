@@ -28,6 +28,12 @@ two-segment message on a 1/s long code holds the sender for two seconds.
 Urgent share: bulk messages may use at most `1 - CHECKIN_URGENT_SHARE` of the rate, so the rest
 is always free for urgent ones, which may also take whatever bulk leaves. An urgent message never
 waits behind bulk traffic for more than about one window.
+
+Priority: a waiting room per sender (one sorted set of tickets per level) orders who takes the
+next free slot, crisis replies before pages before other urgent replies before bulk
+(services/send_priority.py chooses the level). A message that must wait leaves a ticket that
+lapses shortly after the wait it was told; a lower level that finds a live ticket above it does
+not take the slot. It only chooses among messages that may go: the limit above is unchanged.
 """
 
 from __future__ import annotations
