@@ -25,6 +25,7 @@ CRISIS_TEXT = "I want to end my life"
 OTHER_TEXT = "HELP"
 ONCALL_FROM = "+12125559900"
 RATES = (1.0, 20.0)
+POSTERS = 8
 
 
 def _burst(st: Stack, rate: float, crises: int, others: int) -> dict[str, Any]:
@@ -37,10 +38,15 @@ def _burst(st: Stack, rate: float, crises: int, others: int) -> dict[str, Any]:
     texts = {p: CRISIS_TEXT for p in crisis_phones} | {p: OTHER_TEXT for p in other_phones}
     reqs = [signed_inbound(public, st.emulator.auth_token, p, texts[p]) for p in senders]
     seen = st.emulator.accepted()
-    clients = [Client(port) for _ in range(8)]
+    # One connection per posting thread, each posting every 8th request.
+    clients = [Client(port) for _ in range(POSTERS)]
+
+    def post(k: int) -> list[int]:
+        return [clients[k].post(req) for req in reqs[k::POSTERS]]
+
     t0 = time.time()
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda k: clients[k % 8].post(reqs[k]), range(len(reqs))))
+    with ThreadPoolExecutor(POSTERS) as pool:
+        statuses = [code for codes in pool.map(post, range(POSTERS)) for code in codes]
     for c in clients:
         c.close()
     if set(statuses) != {200}:
@@ -48,6 +54,7 @@ def _burst(st: Stack, rate: float, crises: int, others: int) -> dict[str, Any]:
     replies: dict[str, float] = {}
     others_at: dict[str, float] = {}
     pages: list[float] = []
+    order: list[str] = []  # who got each accepted message: C crisis reply, H HELP, P page
     deadline = time.monotonic() + (60 + 3 * (crises + others) / rate)
     crisis_set, other_set = set(crisis_phones), set(other_phones)
     while time.monotonic() < deadline and (
@@ -56,6 +63,7 @@ def _burst(st: Stack, rate: float, crises: int, others: int) -> dict[str, Any]:
         new = st.emulator.accepts(since=seen)
         seen += len(new)
         for a in new:
+            order.append("C" if a.to in crisis_set else "H" if a.to in other_set else "P")
             if a.to in crisis_set and a.to not in replies:
                 replies[a.to] = a.answered - t0
             elif a.to in other_set and a.to not in others_at:
@@ -80,6 +88,7 @@ def _burst(st: Stack, rate: float, crises: int, others: int) -> dict[str, Any]:
         "page_last_s": s(pages[-1] if pages else None),
         "other_reply_first_s": s(o[0] if o else None),
         "other_reply_last_s": s(o[-1] if o else None),
+        "order": "".join(order),
         "crisis_replies_missing": crises - len(r),
         "pages_missing": crises - len(pages[:crises]),
         "others_missing": others - len(o),
