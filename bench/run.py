@@ -28,7 +28,16 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 LATEST = RESULTS / "latest.json"
 REPORT = HERE / "REPORT.md"
-NAMES = ("planning", "dispatch", "pacing", "urgent", "inbound", "crisis_during_burst", "profile")
+NAMES = (
+    "planning",
+    "dispatch",
+    "pacing",
+    "urgent",
+    "inbound",
+    "crisis_during_burst",
+    "crisis_burst",
+    "profile",
+)
 
 
 def _sh(*argv: str) -> str:
@@ -135,7 +144,7 @@ def _repeat(
 
 
 def run_one(name: str, quick: bool, runs: int) -> dict[str, Any]:
-    from bench import crisis_burst, dispatch, inbound, pacing, planning, profile, urgent
+    from bench import crisis, crisis_burst, dispatch, inbound, pacing, planning, profile, urgent
     from bench.system import db_kind
 
     if name == "planning":
@@ -151,6 +160,7 @@ def run_one(name: str, quick: bool, runs: int) -> dict[str, Any]:
         "urgent": urgent,
         "inbound": inbound,
         "crisis_during_burst": crisis_burst,
+        "crisis_burst": crisis,
     }[name]
     return _repeat(module.run, quick, runs, kind)
 

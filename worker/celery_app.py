@@ -20,7 +20,10 @@ from worker import broker as brokers
 from worker.broker import QUEUES
 from worker.config import Settings
 
-__all__ = ["QUEUES", "create_celery", "send_task_options"]
+__all__ = ["QUEUES", "RECOVER_SECONDS", "create_celery", "send_task_options"]
+
+#: How often beat runs the crash recovery pass (at most every tick).
+RECOVER_SECONDS = 3.0
 
 
 def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
@@ -50,6 +53,7 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         task_routes={
             "checkin.plan": {"queue": "bulk"},
             "checkin.dispatch": {"queue": "urgent"},
+            "checkin.recover": {"queue": "urgent"},
             "checkin.send": {"queue": "bulk"},
             "checkin.inbound": {"queue": "urgent"},
             "checkin.inbound_unstored": {"queue": "urgent"},
@@ -61,6 +65,13 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "task": "checkin.dispatch",
                 "schedule": tick,
                 "options": {"expires": tick * 2},
+            },
+            # Recovery after a crash (services/dispatch.recover) every few seconds, not once a
+            # tick: a crisis reply caught mid-send by a dying worker goes within seconds.
+            "recover": {
+                "task": "checkin.recover",
+                "schedule": min(tick, RECOVER_SECONDS),
+                "options": {"expires": min(tick, RECOVER_SECONDS) * 2},
             },
             "escalate": {
                 "task": "checkin.escalate",

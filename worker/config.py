@@ -168,6 +168,9 @@ class Settings(BaseSettings):
     oncall_backup_email: str | None = None
     # Page the on-call for possible-risk language too (high follow-ups), not only for crisis.
     page_on_possible_risk: bool = False
+    # The sender on-call pages go from (E.164 number or Messaging Service SID): its own pacing
+    # budget, so a page never waits behind patient traffic. Unset: the default sender.
+    oncall_from: str | None = None
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
@@ -184,7 +187,9 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(default=80, ge=1, le=1024)
     checkin_max_late_minutes: int = Field(default=240, ge=1)
     checkin_reply_window_hours: int = Field(default=24, ge=1)
-    requeue_after_seconds: int = Field(default=300, ge=5)
+    # A row left `queued` this long is handed to the broker again (its task may have died with
+    # a worker); urgent rows after at most 10 s. Safe: a duplicate task is a no-op.
+    requeue_after_seconds: int = Field(default=60, ge=5)
     sending_stale_seconds: int = Field(default=120, ge=5)
     # Transient provider errors (429, 5xx, connection refused) are retried after this many
     # seconds, doubling per attempt up to 15 minutes.
@@ -263,6 +268,27 @@ class Settings(BaseSettings):
             return None
         parse_clock(v)
         return v
+
+    @field_validator("oncall_from")
+    @classmethod
+    def _check_oncall_from(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        v = v.strip()
+        if re.fullmatch(r"MG[0-9a-fA-F]{32}", v):
+            return v
+        from worker.domain.contact import ContactError, normalize_phone
+
+        if not v.startswith("+"):
+            raise ValueError(
+                "expected an E.164 phone number (+12125550100) or a Messaging Service SID (MG…)"
+            )
+        try:
+            return normalize_phone(v)
+        except ContactError:
+            raise ValueError(
+                "expected an E.164 phone number (+12125550100) or a Messaging Service SID (MG…)"
+            ) from None
 
     @field_validator("sms_rate_per_sender", mode="before")
     @classmethod

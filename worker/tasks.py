@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 
@@ -18,6 +18,9 @@ from worker import telemetry
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
 from worker.services.send import SendPool
+
+if TYPE_CHECKING:
+    from worker.services.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,7 @@ class _Process:
                 # Database work happens in the task threads and one recorder thread, never in
                 # the many send threads (services/send.py): a small pool serves any `-c`.
                 self._rt = build_runtime(self.settings, pool_size=DB_POOL_SIZE)
+                self._rt.lease = start_lease(self._rt)
             return self._rt
 
     @property
@@ -56,6 +60,17 @@ class _Process:
             return self._pool
 
 
+def start_lease(rt: Runtime) -> Lease | None:
+    """This worker process's send lease (services/lease.py), renewed from now on."""
+    if rt.redis is None:
+        return None
+    from worker.services.lease import Lease, lease_ttl
+
+    lease = Lease(rt.redis, ttl=lease_ttl(rt.settings.twilio_timeout_seconds))
+    lease.start()
+    return lease
+
+
 def register(app: Celery, settings: Settings) -> None:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -63,7 +78,7 @@ def register(app: Celery, settings: Settings) -> None:
     from worker.celery_app import send_task_options
     from worker.domain.keywords import detect_crisis
     from worker.services.crisis import escalate
-    from worker.services.dispatch import dispatch
+    from worker.services.dispatch import dispatch, recover
     from worker.services.expiry import expire_checkins
     from worker.services.immediate import send_now
     from worker.services.inbound import process_inbound, receive_sms, unprocessed
@@ -79,6 +94,14 @@ def register(app: Celery, settings: Settings) -> None:
     def send(ids: list[int]) -> dict[str, int]:
         return send_many(proc.runtime, [int(i) for i in ids], utcnow, proc.pool)
 
+    @app.task(name="checkin.recover", ignore_result=True)  # type: ignore[untyped-decorator]
+    def recover_task() -> dict[str, int]:
+        def enqueue(ids: list[int], queue: str) -> None:
+            send.apply_async(args=[ids], **send_task_options(settings, queue))
+
+        result = recover(proc.runtime, utcnow(), enqueue)
+        return {"reconciled": result.reconciled, "requeued": result.requeued}
+
     @app.task(name="checkin.plan", ignore_result=True)  # type: ignore[untyped-decorator]
     def plan_task() -> int:
         telemetry.beat_task_started("plan")
@@ -91,7 +114,8 @@ def register(app: Celery, settings: Settings) -> None:
 
         telemetry.beat_task_started("dispatch")
         now = utcnow()
-        result = dispatch(proc.runtime, now, enqueue)
+        # Recovery runs every few seconds by itself (checkin.recover), not here.
+        result = dispatch(proc.runtime, now, enqueue, with_recovery=False)
         # Replies stored while the broker was unreachable, or whose worker died: process them.
         stale = unprocessed(proc.runtime, now, INBOUND_SWEEP_AFTER)
         for inbound_id in stale:

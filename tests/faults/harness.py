@@ -74,6 +74,9 @@ ANSWER, CRISIS, STOP = "7", "I want to end my life", "STOP"
 
 #: One line per finished run, printed together at the end of the session (see conftest.py).
 SUMMARY: list[str] = []
+#: Rows a crash can catch mid-send, and rows not yet settled.
+OPEN_AT_KILL = ("queued", "sending", "unknown")
+NOT_SETTLED = ("scheduled", *OPEN_AT_KILL)
 
 # What the patient-facing messages start with (after "<clinic>: "), to classify what the
 # provider accepted by its body alone.
@@ -381,6 +384,8 @@ class FaultRun:
         self._reply_errors: list[str] = []
         self.started = time.monotonic()
         self.timeline: list[str] = []
+        #: Seconds from a workers' restart until the rows the kill caught open were settled.
+        self.recovery: dict[str, float] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -585,6 +590,43 @@ class FaultRun:
         self.note(f"{queue} worker killed ({signal.Signals(sig).name})")
         self.start_worker(queue, name)
 
+    def restart_workers_watching_recovery(self) -> None:
+        """Kill both workers (SIGKILL) and start them again, then time, from the restart, how
+        long until every row of each queue that the kill caught open (queued, sending,
+        unknown) is settled: `recovery_urgent_s` and `recovery_bulk_s` in the summary line."""
+        self.restart_worker("bulk", "bulk2")
+        self.restart_worker("urgent", "urgent2")
+        caught = self._open_by_priority()
+        self.note(
+            "open at the kill: "
+            + ", ".join(f"{prio} {len(ids)}" for prio, ids in sorted(caught.items()))
+        )
+        thread = threading.Thread(
+            target=self._watch_recovery, args=(caught, time.monotonic()), daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _open_by_priority(self, statuses: tuple[str, ...] = OPEN_AT_KILL) -> dict[str, set[int]]:
+        assert self.rt is not None
+        with session_scope(self.rt.sessions) as session:
+            rows = session.execute(
+                select(Message.id, Message.priority).where(Message.status.in_(statuses))
+            ).all()
+        out: dict[str, set[int]] = {"urgent": set(), "bulk": set()}
+        for mid, prio in rows:
+            out["urgent" if prio == "urgent" else "bulk"].add(mid)
+        return out
+
+    def _watch_recovery(self, caught: dict[str, set[int]], restarted: float) -> None:
+        while len(self.recovery) < len(caught) and not self._stop.is_set():
+            still = self._open_by_priority(NOT_SETTLED)
+            for prio, ids in caught.items():
+                if prio not in self.recovery and not ids & still[prio]:
+                    self.recovery[prio] = round(time.monotonic() - restarted, 1)
+                    self.note(f"{prio} rows open at the kill all settled")
+            time.sleep(0.5)
+
     def _supervise(self) -> None:
         while not self._stop.wait(0.5):
             with self._services_lock:
@@ -774,6 +816,9 @@ class FaultRun:
         self._stop.set()
         tally = self.tally()
         tally.extra["seconds"] = round(time.monotonic() - self.started)
+        for prio in ("urgent", "bulk"):
+            if prio in self.recovery:
+                tally.extra[f"recovery_{prio}_s"] = self.recovery[prio]
         SUMMARY.append(tally.line())
         print("\n" + "\n".join(self.timeline) + "\n" + tally.line())
         return tally

@@ -73,8 +73,11 @@ class SmsChannel(Protocol):
     #: True when `find_sent` can answer, so `unknown` rows can be reconciled.
     can_reconcile: bool
 
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
-        """Send one SMS. Raises ChannelError or DeliveryUnknown."""
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, sender: str | None = None
+    ) -> SendResult:
+        """Send one SMS, from `sender` (an E.164 number or a Messaging Service SID) when given,
+        else from the channel's own. Raises ChannelError or DeliveryUnknown."""
         ...
 
     def find_sent(self, to: str, since: datetime) -> list[ProviderMessage]:

@@ -27,6 +27,7 @@ class ConsoleSmsRecord:
     body: str
     status_callback: str | None
     at: datetime
+    sender: str | None = None  # when not the default sender (on-call pages)
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,16 @@ class ConsoleSms(_ConsoleBase):
         with self._lock:
             return list(self._sent)
 
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, sender: str | None = None
+    ) -> SendResult:
         record = ConsoleSmsRecord(
             provider_id=f"console-{uuid.uuid4().hex}",
             to=to,
             body=body,
             status_callback=status_callback,
             at=datetime.now(UTC),
+            sender=sender,
         )
         parts = segments(body)
         block = (

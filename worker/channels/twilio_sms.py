@@ -95,16 +95,23 @@ class TwilioSms:
         """Close the pooled connections (the channel stays usable: it reconnects)."""
         self._transport.close()
 
-    def send_sms(self, to: str, body: str, *, status_callback: str | None = None) -> SendResult:
-        """Send one SMS. Raises ChannelError (permanent or not) or DeliveryUnknown."""
+    def send_sms(
+        self, to: str, body: str, *, status_callback: str | None = None, sender: str | None = None
+    ) -> SendResult:
+        """Send one SMS, from `sender` when given (an E.164 number or a Messaging Service SID:
+        on-call pages from CHECKIN_ONCALL_FROM). Raises ChannelError (permanent or not) or
+        DeliveryUnknown."""
         client, http = self._client()
         kwargs: dict[str, Any] = {"to": to, "body": body}
-        # With both, Twilio sends from the number and applies the service's features
-        # (opt-out handling, its status callback); with only a service, it picks the sender.
-        if self.from_number:
-            kwargs["from_"] = self.from_number
-        if self.messaging_service_sid:
-            kwargs["messaging_service_sid"] = self.messaging_service_sid
+        if sender is not None:
+            kwargs["messaging_service_sid" if sender.startswith("MG") else "from_"] = sender
+        else:
+            # With both, Twilio sends from the number and applies the service's features
+            # (opt-out handling, its status callback); with only a service, it picks the sender.
+            if self.from_number:
+                kwargs["from_"] = self.from_number
+            if self.messaging_service_sid:
+                kwargs["messaging_service_sid"] = self.messaging_service_sid
         if status_callback:
             kwargs["status_callback"] = status_callback
         try:

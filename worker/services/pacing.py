@@ -28,15 +28,23 @@ two-segment message on a 1/s long code holds the sender for two seconds.
 Urgent share: bulk messages may use at most `1 - CHECKIN_URGENT_SHARE` of the rate, so the rest
 is always free for urgent ones, which may also take whatever bulk leaves. An urgent message never
 waits behind bulk traffic for more than about one window.
+
+Priority: a waiting room per sender (one sorted set of tickets per level) orders who takes the
+next free slot, crisis replies before pages before other urgent replies before bulk
+(services/send_priority.py chooses the level). A message that must wait leaves a ticket that
+lapses shortly after the wait it was told; a lower level that finds a live ticket above it does
+not take the slot. It only chooses among messages that may go: the limit above is unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,6 +58,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "checkin:pace"
+#: Priority levels, lowest first: what takes a sender's next slot when several wait for it.
+BULK, URGENT, PAGE, CRISIS = 0, 1, 2, 3
+#: A waiting ticket lapses this long after the wait it was told, unless renewed (its worker
+#: died, or stopped waiting without saying so).
+WAITER_LINGER = 1.0
 #: How many recent answers the provider's shortest answer time is taken over.
 ANSWER_SAMPLES = 32
 #: When Redis cannot be asked, a bulk message is put back for this long (urgent ones go anyway).
@@ -72,16 +85,25 @@ local function expire(horizon)
 end
 """
 
-# ARGV: capacity, window, bulk capacity, bulk window, segments, urgent (0|1), hold.
-# Returns {granted 0|1, wait, Redis time, first slot id} as strings.
+# KEYS[4..6]: the waiting room, one set per level above bulk (other urgent, page, crisis) of
+# tickets scored with the instant they lapse.
+# ARGV: capacity, window, bulk capacity, bulk window, segments, urgent (0|1), hold, level
+# (0 bulk .. 3 crisis), ticket, yields (0|1), how long a waiting ticket outlives its wait.
+# Returns {granted 0|1, wait, Redis time, first slot id, waiters ahead} as strings.
 _ACQUIRE = (
     _PRELUDE
     + """
 local cap, w = tonumber(ARGV[1]), tonumber(ARGV[2])
 local bcap, bw = tonumber(ARGV[3]), tonumber(ARGV[4])
 local n, urgent, hold = tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
+local level, ticket, yields, linger = tonumber(ARGV[8]), ARGV[9], ARGV[10] == '1', tonumber(ARGV[11])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now - w))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', fmt(now - bw))
+local ahead = 0
+for l = 1, 3 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[3 + l], '-inf', fmt(now))
+  if yields and l > level then ahead = ahead + redis.call('ZCARD', KEYS[3 + l]) end
+end
 local function wait_for(key, limit, win)
   local count = redis.call('ZCARD', key)
   if count == 0 then return 0 end
@@ -99,7 +121,17 @@ if not urgent then
   local bwait = wait_for(KEYS[2], bcap, bw)
   if bwait > wait then wait = bwait end
 end
-if wait > 0 then return {'0', fmt(wait), fmt(now), '0'} end
+-- Someone of a higher level is waiting: the next slot is theirs. Look again a slot later.
+if ahead > 0 and wait < w / cap then wait = w / cap end
+if wait > 0 then
+  if level > 0 then
+    redis.call('ZADD', KEYS[3 + level], fmt(now + wait + linger), ticket)
+    local ttl = math.ceil((wait + linger) / 1000) + 1000
+    if redis.call('PTTL', KEYS[3 + level]) < ttl then redis.call('PEXPIRE', KEYS[3 + level], ttl) end
+  end
+  return {'0', fmt(wait), fmt(now), '0', tostring(ahead)}
+end
+if level > 0 then redis.call('ZREM', KEYS[3 + level], ticket) end
 local last = redis.call('INCRBY', KEYS[3], n)
 local first = last - n + 1
 local step, bstep = w / cap, bw / bcap
@@ -109,7 +141,7 @@ for i = 0, n - 1 do
   if not urgent then redis.call('ZADD', KEYS[2], fmt(now + hold + i * bstep), member) end
 end
 expire(hold + math.max(w, bw) + n * math.max(step, bstep))
-return {'1', '0', fmt(now), fmt(first)}
+return {'1', '0', fmt(now), fmt(first), '0'}
 """
 )
 
@@ -193,6 +225,8 @@ class Decision:
     grant: Grant | None
     wait: float
     at: float
+    #: Messages of a higher level waiting for this sender, which this one gave way to.
+    ahead: int = 0
 
     @property
     def granted(self) -> bool:
@@ -208,6 +242,8 @@ class Turn:
     waited: float
     grant: Grant | None = None
     defer: float | None = None
+    #: Deferred while this many messages of a higher level were waiting.
+    behind: int = 0
 
 
 class PacingUnavailable(Exception):
@@ -285,18 +321,33 @@ class Pacer:
 
     @staticmethod
     def _keys(sender: str) -> list[str]:
-        # One hash tag per sender: the three keys live on one node of a Redis Cluster.
-        return [f"{KEY_PREFIX}:{{{sender}}}:{kind}" for kind in ("all", "bulk", "seq")]
+        # One hash tag per sender: every key lives on one node of a Redis Cluster.
+        kinds = ("all", "bulk", "seq", "wait1", "wait2", "wait3")
+        return [f"{KEY_PREFIX}:{{{sender}}}:{kind}" for kind in kinds]
 
-    def try_acquire(self, sender: str, segments: int = 1, urgent: bool = False) -> Decision:
-        """Take `segments` slots for `sender` now if the limit allows, else say how long to wait.
-        Raises PacingUnavailable when Redis cannot be asked."""
+    def try_acquire(
+        self,
+        sender: str,
+        segments: int = 1,
+        urgent: bool = False,
+        *,
+        level: int | None = None,
+        ticket: str = "",
+        yields: bool = True,
+    ) -> Decision:
+        """Take `segments` slots for `sender` now if the limit allows and no message of a higher
+        `level` is waiting (unless `yields` is False), else say how long to wait; a message of
+        level 1 or more that must wait is entered in the waiting room under `ticket`. `level`
+        defaults to URGENT or BULK. Raises PacingUnavailable when Redis cannot be asked."""
         import redis
 
         limits = self.limits(sender)
         n = max(1, int(segments))
         if limits is None:
             return Decision(None, 0.0, time.time())
+        lvl = level if level is not None else (URGENT if urgent else BULK)
+        if not BULK <= lvl <= CRISIS:
+            raise ValueError(f"level must be {BULK}..{CRISIS}")
         args = [
             limits.capacity,
             _us(limits.window),
@@ -305,15 +356,31 @@ class Pacer:
             n,
             1 if urgent else 0,
             _us(self.hold),
+            lvl,
+            ticket or uuid.uuid4().hex,
+            1 if yields and lvl < CRISIS else 0,
+            _us(WAITER_LINGER),
         ]
         try:
-            granted, wait_us, at_us, first = self._acquire(keys=self._keys(sender), args=args)
+            granted, wait_us, at_us, first, ahead = self._acquire(
+                keys=self._keys(sender), args=args
+            )
         except redis.RedisError as exc:
             raise PacingUnavailable(type(exc).__name__) from None
         at = int(at_us) / 1e6
         if int(granted) != 1:
-            return Decision(None, max(int(wait_us) / 1e6, 1e-6), at)
+            return Decision(None, max(int(wait_us) / 1e6, 1e-6), at, int(ahead))
         return Decision(Grant(sender, int(first), n, urgent, limits, at), 0.0, at)
+
+    def leave(self, sender: str, level: int, ticket: str) -> None:
+        """Take a ticket out of the waiting room (its message stopped waiting)."""
+        import redis
+
+        if not URGENT <= level <= CRISIS:
+            return
+        # When Redis cannot be told, the ticket lapses by itself within WAITER_LINGER.
+        with contextlib.suppress(redis.RedisError):
+            self.client.zrem(self._keys(sender)[2 + level], ticket)
 
     @property
     def answer_floor(self) -> float:
@@ -376,18 +443,38 @@ class Pacer:
             return 0.0
         return decision.wait
 
-    def turn(self, segments: int, urgent: bool, sender: str | None = None) -> Turn:
+    def turn(
+        self,
+        segments: int,
+        urgent: bool,
+        sender: str | None = None,
+        *,
+        level: int | None = None,
+        yield_for: float | None = None,
+        defer_when_behind: bool = False,
+    ) -> Turn:
         """Wait until one message of `segments` may go to the provider, for at most `max_wait`.
 
         Returns Turn(waited, grant) when it may go now (report the provider's answer with
         `answered(grant, learn=...)`), or Turn(waited, defer=seconds) when its turn is further off than
         `max_wait` (nothing is taken then). When Redis cannot be asked an urgent message goes
-        anyway (a crisis reply is never held by a limiter) and a bulk one is deferred."""
+        anyway (a crisis reply is never held by a limiter) and a bulk one is deferred.
+
+        Priority (the waiting room): a message gives way to waiting messages of a higher
+        `level` for its first `yield_for` seconds of waiting (default: half of `max_wait`), and
+        competes on equal terms after that, so none waits forever. `defer_when_behind`: rather
+        than wait (holding a worker thread) behind a higher level, it is deferred at once."""
         who = sender or self.sender
+        lvl = level if level is not None else (URGENT if urgent else BULK)
+        give_way = self.max_wait / 2 if yield_for is None else yield_for
+        ticket = uuid.uuid4().hex
         started = time.monotonic()
         while True:
             try:
-                decision = self.try_acquire(who, segments, urgent)
+                yields = time.monotonic() - started < give_way
+                decision = self.try_acquire(
+                    who, segments, urgent, level=lvl, ticket=ticket, yields=yields
+                )
             except PacingUnavailable as exc:
                 waited = time.monotonic() - started
                 if urgent:
@@ -398,7 +485,8 @@ class Pacer:
             waited = time.monotonic() - started
             if decision.granted or decision.wait == 0.0:
                 return Turn(waited, grant=decision.grant)
-            if waited + decision.wait > self.max_wait:
-                return Turn(waited, defer=max(decision.wait, 1.0))
+            if (decision.ahead and defer_when_behind) or waited + decision.wait > self.max_wait:
+                self.leave(who, lvl, ticket)
+                return Turn(waited, defer=max(decision.wait, 1.0), behind=decision.ahead)
             # A little jitter, so that threads woken by the same freed slot do not all collide.
             self._sleep(decision.wait + random.uniform(0.0005, 0.005))

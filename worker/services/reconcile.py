@@ -1,7 +1,8 @@
 """Recovery of rows whose outcome a crash or a timeout left open.
 
-`sending` for longer than the stale interval means the worker died mid-send; `unknown` means the
-request may have reached the provider. Twilio takes no idempotency key, so these are looked up in
+`sending` for longer than the stale interval means the worker died mid-send, and so does
+`sending` under a lease that has lapsed (services/lease.py: the fast way to know, seconds after
+the worker died instead of minutes); `unknown` means the request may have reached the provider. Twilio takes no idempotency key, so these are looked up in
 the provider's message list (matched by recipient, body and time) and never blindly resent: found
 means sent; not found means the request never arrived, and the row goes back to be sent.
 Channels that cannot be asked (SMTP, console) leave such rows `unknown` for an operator.
@@ -15,10 +16,11 @@ theirs. Messages to someone else or from another sender are logged (counts only)
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select, update
 
 from worker import telemetry
 from worker.channels import ProviderMessage
@@ -31,6 +33,8 @@ from worker.store.models import Message
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(minutes=2)
+#: Provider look-ups at once (one per recipient).
+LOOKUPS = 8
 
 
 @dataclass
@@ -46,24 +50,56 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
         seconds=rt.settings.twilio_timeout_seconds + rt.settings.reconcile_settle_seconds
     )
     stale = now - timedelta(seconds=rt.settings.sending_stale_seconds)
+    gone = _lapsed_owners(rt)
     with session_scope(rt.sessions) as session:
         rows = session.scalars(
             select(Message)
             .where(
                 or_(
                     (Message.status == "sending") & (Message.sending_at < stale),
+                    (Message.status == "sending") & Message.sending_by.in_(gone),
                     (Message.status == "unknown") & (Message.sending_at < now - settle),
                 )
             )
-            .order_by(Message.sending_at)
+            # Urgent rows first: a crash must not delay a crisis reply behind check-ins.
+            .order_by(case((Message.priority == "urgent", 0), else_=1), Message.sending_at)
             .limit(limit)
         ).all()
         snapshot = [
-            (m.id, m.status, m.channel, m.to_address, m.body, m.sending_at, m.priority)
+            (
+                m.id,
+                m.status,
+                m.channel,
+                m.to_address,
+                m.body,
+                m.sending_at,
+                m.priority,
+                m.sending_by,
+            )
             for m in rows
         ]
+    # One recipient's rows in order (two alike to one number must not both claim one provider
+    # message); recipients side by side, so that a crash's rows are settled in about one
+    # provider round trip, not one per row.
+    by_to: dict[str | None, list[_Row]] = {}
+    for row in snapshot:
+        by_to.setdefault(row[3], []).append(row)
+    groups = list(by_to.values())
+    if len(groups) <= 1:
+        for group in groups:
+            _settle_group(rt, group, now, result)
+    else:
+        with ThreadPoolExecutor(min(LOOKUPS, len(groups)), thread_name_prefix="reconcile") as ex:
+            list(ex.map(lambda g: _settle_group(rt, g, now, result), groups))
+    return result
+
+
+_Row = tuple[int, str, str, str | None, str | None, datetime | None, str, str | None]
+
+
+def _settle_group(rt: Runtime, rows: list[_Row], now: datetime, result: ReconcileResult) -> None:
     sms = rt.channels.sms
-    for mid, status, channel, to, body, sending_at, priority in snapshot:
+    for mid, status, channel, to, body, sending_at, priority, owner in rows:
         if channel != "sms" or not sms.can_reconcile or not to or sending_at is None:
             if status == "sending":
                 _move(
@@ -73,6 +109,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
                     "unknown",
                     now,
                     attempt=sending_at,
+                    owner=owner,
                     reason="worker_lost_mid_send",
                 )
                 result.left_unknown.append(mid)
@@ -90,7 +127,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
         # provider, another dispatcher may have reconciled the row and a worker re-sent it;
         # moving that fresh attempt back to `queued` would send it twice.
         if match is not None:
-            if _resolve_sent(rt, mid, status, sending_at, match, now):
+            if _resolve_sent(rt, mid, status, sending_at, owner, match, now):
                 result.resolved.append(mid)
                 telemetry.reconciled("found")
             else:
@@ -102,6 +139,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             "queued",
             now,
             attempt=sending_at,
+            owner=owner,
             reason="reconciled_not_found",
             queued_at=now,
         ):
@@ -109,7 +147,31 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             telemetry.reconciled("not_found")
         else:
             telemetry.reconciled("superseded")
-    return result
+
+
+def _lapsed_owners(rt: Runtime) -> list[str]:
+    """Holders of `sending` rows whose lease has surely lapsed (services/lease.py)."""
+    if rt.redis is None:
+        return []
+    from worker.services.lease import lapsed, lease_ttl
+
+    with session_scope(rt.sessions) as session:
+        owners = session.scalars(
+            select(Message.sending_by)
+            .where(Message.status == "sending", Message.sending_by.is_not(None))
+            .distinct()
+        ).all()
+    if not owners:
+        return []
+    ttl = lease_ttl(rt.settings.twilio_timeout_seconds)
+    return sorted(lapsed(rt.redis, [o for o in owners if o], ttl=ttl))
+
+
+def _same_attempt(attempt: datetime | None, owner: str | None) -> ColumnElement[bool]:
+    """The row is still in the very attempt a snapshot saw: same claim time, same holder (a
+    holder that disowned its row since, to send it under the stale rule, keeps it)."""
+    by = Message.sending_by.is_(None) if owner is None else Message.sending_by == owner
+    return (Message.sending_at == attempt) & by
 
 
 def _same_sender(settings: Settings, p: ProviderMessage) -> bool:
@@ -171,7 +233,13 @@ def _match(
 
 
 def _resolve_sent(
-    rt: Runtime, mid: int, frm: str, attempt: datetime, match: ProviderMessage, now: datetime
+    rt: Runtime,
+    mid: int,
+    frm: str,
+    attempt: datetime,
+    owner: str | None,
+    match: ProviderMessage,
+    now: datetime,
 ) -> bool:
     """The provider has it: `sent`, with its sid, and for a check-in the CheckIn its reply will
     answer is opened, exactly as when the send itself records the sid."""
@@ -179,7 +247,7 @@ def _resolve_sent(
     with session_scope(rt.sessions) as session:
         res = session.execute(
             update(Message)
-            .where(Message.id == mid, Message.status == frm, Message.sending_at == attempt)
+            .where(Message.id == mid, Message.status == frm, _same_attempt(attempt, owner))
             .values(
                 status="sent",
                 status_reason="reconciled",
@@ -203,6 +271,7 @@ def _move(
     *,
     attempt: datetime | None,
     reason: str,
+    owner: str | None = None,
     queued_at: datetime | None = None,
 ) -> bool:
     values: dict[str, object] = {"status": to, "status_reason": reason, "updated_at": now}
@@ -211,7 +280,7 @@ def _move(
     with session_scope(rt.sessions) as session:
         res = session.execute(
             update(Message)
-            .where(Message.id == mid, Message.status == frm, Message.sending_at == attempt)
+            .where(Message.id == mid, Message.status == frm, _same_attempt(attempt, owner))
             .values(**values)
         )
         return bool(getattr(res, "rowcount", 0) == 1)

@@ -23,6 +23,7 @@ from worker.store.db import make_engine, make_session_factory
 if TYPE_CHECKING:
     from redis import Redis
 
+    from worker.services.lease import Lease
     from worker.services.pacing import Pacer
 
 
@@ -37,6 +38,8 @@ class Runtime:
     redis: Redis | None = None
     # SMS pacing shared by every process (services/pacing.py); None: sends are not paced.
     pacer: Pacer | None = None
+    # This process's send lease (services/lease.py); set and started by worker processes only.
+    lease: Lease | None = None
 
     @cached_property
     def protocols(self) -> dict[str, Protocol]:

@@ -31,12 +31,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
+
 from worker import telemetry
 from worker.channels import ChannelError, DeliveryUnknown, SendResult
 from worker.domain.sms_text import segments
-from worker.services.pacing import Grant
+from worker.services import send_priority
+from worker.services.pacing import URGENT, Grant
 from worker.services.runtime import Runtime
-from worker.services.send_prepare import Prepared, claim_and_prepare
+from worker.services.send_prepare import MESSAGES, Prepared, claim_and_prepare
 from worker.services.send_record import Attempt, record
 from worker.store.db import session_scope
 
@@ -255,12 +258,28 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
     try:
         if p.channel == "sms" and rt.pacer is not None:
             # The sender's shared limit (services/pacing.py), taken just before the provider call.
-            turn = rt.pacer.turn(segments(p.body), urgent=p.priority == "urgent")
+            # Crisis replies first, then pages, then other replies, then bulk; pages may have a
+            # sender of their own (services/send_priority.py).
+            lvl = send_priority.level(p)
+            turn = rt.pacer.turn(
+                segments(p.body),
+                urgent=p.priority == "urgent",
+                sender=send_priority.sender(rt.settings, p),
+                level=lvl,
+                yield_for=send_priority.yield_for(p, at),
+                # An acknowledgement does not hold a worker thread behind crisis replies: it
+                # goes back to `scheduled`, and the next dispatch sends it.
+                defer_when_behind=lvl == URGENT,
+            )
             telemetry.paced(p.priority, turn.waited, turn.defer is not None)
             at += timedelta(seconds=turn.waited)
             if turn.defer is not None:
                 return Attempt(p, at, defer=turn.defer)
             grant = turn.grant
+        if not _lease_covers(rt, p):
+            if grant is not None and rt.pacer is not None:
+                rt.pacer.answered(grant)
+            return Attempt(p, at, lost=True)
         return Attempt(p, at, result=_call_provider(rt, p, grant))
     except DeliveryUnknown:
         log.warning("message %d: provider outcome unknown; will reconcile", p.id)
@@ -272,13 +291,53 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
         return Attempt(p, at, error=ChannelError("unexpected channel error", permanent=False))
 
 
+def _lease_covers(rt: Runtime, p: Prepared) -> bool:
+    """Whether this process's lease surely outlives the call about to start (services/lease.py).
+    When it cannot vouch for that (Redis unreachable for a few seconds), the row is disowned
+    first, so that only the stale rule can ever judge it abandoned. False: the row is no longer
+    ours (reconciliation took it) or could not be disowned: it must not be sent from here."""
+    lease = rt.lease
+    if lease is None:
+        return True
+    # The lease is sized for an SMS call. An email row whose lease lapses mid-call is never
+    # resent (SMTP cannot be reconciled: it becomes `unknown` for an operator), so it needs
+    # the same cover only.
+    if lease.valid_for(rt.settings.twilio_timeout_seconds + 1.0):
+        return True
+    try:
+        with session_scope(rt.sessions) as session:
+            res = session.execute(
+                update(MESSAGES)
+                .where(
+                    MESSAGES.c.id == p.id,
+                    MESSAGES.c.status == "sending",
+                    MESSAGES.c.sending_by == lease.owner,
+                )
+                .values(sending_by=None)
+            )
+    except Exception:
+        log.exception("message %d: could not disown the row; not sent from here", p.id)
+        return False
+    if getattr(res, "rowcount", 0) != 1:
+        log.warning("message %d: no longer this worker's to send; not sent", p.id)
+        return False
+    log.warning("message %d: send lease not renewed lately; left to the stale rule", p.id)
+    return True
+
+
 def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
     answered = False
     started = time.monotonic()
     try:
         if p.channel == "sms":
             callback = f"{rt.settings.public_url}/webhooks/twilio/status"
-            result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
+            frm = send_priority.sender(rt.settings, p)
+            if frm is not None:
+                result = rt.channels.sms.send_sms(
+                    p.to, p.body, status_callback=callback, sender=frm
+                )
+            else:
+                result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
         else:
             result = rt.channels.email.send_email(
                 p.to, p.subject or "", p.body, p.html, message_id=p.message_id_header

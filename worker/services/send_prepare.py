@@ -53,6 +53,7 @@ class Prepared:
     not_after: datetime | None = None
     patient_id: int | None = None
     kind: str = "checkin"
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -92,6 +93,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             .values(
                 status="sending",
                 sending_at=now,
+                sending_by=rt.lease.owner if rt.lease is not None else None,
                 attempts=MESSAGES.c.attempts + 1,
                 updated_at=now,
             )
@@ -261,6 +263,7 @@ def _render(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
         not_after=m.not_after,
         patient_id=m.patient_id,
         kind=m.kind,
+        created_at=m.created_at,
     )
 
 

@@ -42,6 +42,9 @@ class Attempt:
     unknown: bool = False
     error: ChannelError | None = None
     defer: float | None = None
+    #: Not attempted: the row is no longer this process's to send (services/send.py
+    #: `_lease_covers`). Nothing is written.
+    lost: bool = False
 
 
 def record(rt: Runtime, attempts: list[Attempt]) -> dict[int, str]:
@@ -64,7 +67,9 @@ def record(rt: Runtime, attempts: list[Attempt]) -> dict[int, str]:
             )
             outcomes.update((a.p.id, "unknown") for a in unknown)
         for a in attempts:
-            if a.defer is not None:
+            if a.lost:
+                outcomes[a.p.id] = "skipped"
+            elif a.defer is not None:
                 outcomes[a.p.id] = _pace_later(session, a.p, a.at, a.defer)
             elif a.error is not None:
                 outcomes[a.p.id] = _failed(rt, session, a.p, a.at, a.error)

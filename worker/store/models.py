@@ -203,6 +203,9 @@ class Message(Base):
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
+    # The worker process whose lease covers this `sending` row (services/lease.py); None: the
+    # stale rule alone decides when the attempt counts as abandoned.
+    sending_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]

@@ -1,0 +1,134 @@
+"""Send leases: which worker process holds a `sending` row, and whether it is still alive.
+
+A row caught `sending` when its worker dies must be settled soon (found at the provider, or
+sent again), but a row a live worker is still sending must never be sent twice. Time alone
+cannot tell the two apart quickly: a live attempt may wait for its pacing turn and then for the
+provider for tens of seconds, so the stale rule (CHECKIN_SENDING_STALE_SECONDS) is long.
+
+So each worker process holds a lease in Redis, renewed every BEAT seconds: one entry in a sorted
+set, scored with the instant it lapses (Redis's clock). A claimed row names its holder
+(`messages.sending_by`). The holder fences itself: it starts a provider call only while its
+lease, by its own last successful renewal, outlives the call's timeout; when it cannot vouch for
+that (Redis unreachable), it first disowns the row, which then falls back to the stale rule. So
+once a lease has lapsed (plus a settle margin for the provider to record a request already in
+flight), no call of its holder can still reach the provider, and its rows may be reconciled.
+
+A lapse counts only as positive evidence: an entry that is missing (Redis restarted empty) says
+nothing, and while Redis has been up for less than a lease's life, a restored old entry may hide
+a later renewal that the restart lost; in both cases the stale rule applies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = logging.getLogger(__name__)
+
+KEY = "checkin:leases"
+#: Seconds between renewals.
+BEAT = 1.0
+#: A lease outlives the provider call's timeout by this much (renewals late by a few beats).
+SPARE = 4.0
+#: After a lease has lapsed, this long for a request already in flight to be recorded.
+SETTLE = 1.0
+#: Entries of holders gone for this long are dropped.
+FORGET_SECONDS = 86_400
+
+# KEYS: the lease set. ARGV: owner, ttl (microseconds). Returns Redis time (microseconds).
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZADD', KEYS[1], string.format('%.0f', now + tonumber(ARGV[2])), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - 86400000000))
+return string.format('%.0f', now)
+"""
+
+
+def lease_ttl(call_timeout: float) -> float:
+    """How long a lease lasts: longer than one provider call plus a few late renewals."""
+    return call_timeout + SPARE
+
+
+def new_owner() -> str:
+    """A name unique to this process: host, pid and a random part (pids are reused)."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class Lease:
+    """This process's lease. `start()` renews it in a daemon thread; `valid_for(s)` says whether
+    a call of `s` seconds started now surely ends while the lease holds (by this process's own
+    view: the time of its last renewal that Redis confirmed)."""
+
+    def __init__(self, client: Redis, *, ttl: float, owner: str | None = None) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.owner = owner or new_owner()
+        self._renew = client.register_script(_RENEW)
+        self._ok: float | None = None  # time.monotonic() just before the last confirmed renewal
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def renew(self) -> bool:
+        import redis
+
+        started = time.monotonic()
+        try:
+            self._renew(keys=[KEY], args=[self.owner, round(self.ttl * 1e6)])
+        except redis.RedisError as exc:
+            log.warning("lease: could not renew (%s)", type(exc).__name__)
+            return False
+        with self._lock:
+            self._ok = started
+        return True
+
+    def start(self) -> None:
+        """Renew now and then every BEAT seconds, in a daemon thread (once per process)."""
+        with self._lock:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name="lease", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            self.renew()
+            time.sleep(BEAT)
+
+    def valid_for(self, seconds: float) -> bool:
+        with self._lock:
+            ok = self._ok
+        return ok is not None and time.monotonic() - ok + seconds < self.ttl
+
+
+def lapsed(client: Redis, owners: Iterable[str], *, ttl: float) -> set[str]:
+    """Those of `owners` whose lease has surely lapsed (see the module's note): an empty set when
+    Redis cannot be asked, or has not been up for a lease's life."""
+    import redis
+
+    wanted = sorted(set(owners))
+    if not wanted:
+        return set()
+    try:
+        uptime = float(client.info("server").get("uptime_in_seconds", 0))
+        if uptime < ttl + SETTLE + BEAT:
+            return set()
+        seconds, micros = client.time()
+        now = seconds * 1_000_000 + micros
+        scores = client.zmscore(KEY, wanted)
+    except redis.RedisError as exc:
+        log.warning("lease: could not read leases (%s)", type(exc).__name__)
+        return set()
+    limit = now - round(SETTLE * 1e6)
+    return {o for o, s in zip(wanted, scores, strict=True) if s is not None and s < limit}
