@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from worker.cli_audit import app as audit_app
 from worker.cli_export import export_cmd
 from worker.cli_ops import app as ops_app
 from worker.cli_users import app as users_app
@@ -52,6 +53,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(followups_app, name="followups")
 app.add_typer(responses_app, name="responses")
 app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
 app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
 
@@ -79,15 +81,31 @@ def settings() -> Settings:
 @contextmanager
 def runtime() -> Iterator[Runtime]:
     from worker.channels.factory import build_channels
+    from worker.services import audit
     from worker.services.runtime import build_runtime
 
     s = settings()
     # The console backend writes to stderr here, so that stdout carries only --json output.
     rt = build_runtime(s, channels=build_channels(s, stream=sys.stderr), pool_size=2)
+    # Everything this command records in the audit trail names the OS user who ran it.
     try:
-        yield rt
+        with audit.acting(audit.cli_who()):
+            yield rt
     finally:
         rt.close()
+
+
+def production_settings() -> Settings:
+    """Settings for a long-running server process: CHECKIN_SECRET_KEY is required outside
+    development (Settings.is_development)."""
+    from worker.config import ConfigError
+
+    s = settings()
+    try:
+        s.require_secret_key()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    return s
 
 
 @contextmanager
@@ -672,7 +690,7 @@ def web_cmd(
     from worker.logging_setup import configure_logging
     from worker.web.app import create_app, freeze_startup_objects, multiprocess_metrics
 
-    s = settings()
+    s = production_settings()
     configure_logging(s)
     processes = workers or s.web_workers
     # log_config=None: uvicorn's records go through our (masking) handler, not its own.
@@ -757,7 +775,7 @@ def run_cmd(
     from worker.logging_setup import configure_logging
     from worker.runner import run_all
 
-    s = settings()
+    s = production_settings()
     configure_logging(s)
     raise typer.Exit(run_all(s, host=host, port=port))
 

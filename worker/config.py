@@ -147,7 +147,8 @@ class Settings(BaseSettings):
 
     public_url: str = "http://127.0.0.1:8000"
     api_token: SecretStr | None = None
-    # Signs one-click email answer links; falls back to a key derived from CHECKIN_API_TOKEN.
+    # The root of every signing key (email answer links, session cookies), each derived from it
+    # under its own label (worker/secrets.py). Required outside development (see is_development).
     secret_key: SecretStr | None = None
     clinic_name: str = "Clinic"
     clinic_phone: str | None = None
@@ -206,6 +207,17 @@ class Settings(BaseSettings):
     # Web app processes (`checkin web`); `--workers` overrides. One process answers several
     # hundred webhooks a second; more use more cores (and memory, ~100 MB each).
     web_workers: int = Field(default=1, ge=1, le=64)
+
+    # Access control (issue 12; docs/security.md). Two-factor sign-in is mandatory for the
+    # clinician and admin roles unless this is 0 (development and tests only).
+    require_2fa: bool = True
+    # A dashboard session ends after this many minutes without a request (HIPAA automatic
+    # logoff), and in any case 12 hours after sign-in.
+    session_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # When set, GET /metrics needs `Authorization: Bearer <this>`.
+    metrics_token: SecretStr | None = None
+    # `/api/docs` (a local Swagger-free page behind sign-in); false turns it off (404).
+    api_docs: bool = True
 
     @field_validator("send_window")
     @classmethod
@@ -300,6 +312,22 @@ class Settings(BaseSettings):
         if cached is None:
             cached = _CLOCKS.setdefault(self.clock, parse_clock(self.clock))
         return cached
+
+    @property
+    def is_development(self) -> bool:
+        """Development: both channels are the console backend, so nothing reaches a patient
+        (the embedded defaults of `make run`). Outside it CHECKIN_SECRET_KEY is required."""
+        return self.sms_backend == "console" and self.email_backend == "console"
+
+    def require_secret_key(self) -> None:
+        """Raise ConfigError naming CHECKIN_SECRET_KEY when a real deployment runs without it."""
+        if self.secret_key is None and not self.is_development:
+            raise ConfigError(
+                "CHECKIN_SECRET_KEY: required outside development (a real SMS or email backend "
+                "is configured); set it to a long random value, e.g. `openssl rand -base64 48`"
+            )
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
+            raise ConfigError("CHECKIN_SECRET_KEY: must be at least 16 characters")
 
     @property
     def is_sqlite(self) -> bool:
