@@ -284,9 +284,16 @@ def dashboard_router(rt: Runtime) -> APIRouter:
         session, is_new = sessions().read(request, now)
         with session_scope(rt.sessions) as db:
             user = current_user(db, session)
+            pending = user is None and pending_user(db, session, now) is not None
+        if pending and not _is_script(request) and form is None:
+            # Password given, code outstanding: back to the code, the session kept.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return finish(
+                Outcome(_redirect(f"/login/2fa?{urlencode({'next': target})}")), session, is_new
+            )
         if user is None:
-            was_signed_in = session.signed_in
-            if session.signed_in:
+            was_signed_in = session.signed_in and not pending
+            if session.signed_in and not pending:
                 session, is_new = anonymous(now), True
             if _is_script(request):
                 response = JSONResponse({"error": "sign in first"}, status_code=401)
