@@ -432,3 +432,29 @@ def test_link_and_session_keys_are_derived_apart() -> None:
     assert derive(root, EMAIL_LINKS) != derive(root, SESSIONS)
     assert derive(root, EMAIL_LINKS) != root[:32] and len(derive(root, SESSIONS)) == 32
     assert derive(root, SESSIONS) == derive(root, SESSIONS)
+
+
+def test_dashboard_forms_have_the_same_input_limits(clinic: Clinic) -> None:
+    from worker.store.models import Patient
+
+    b = Browser(clinic.base_url)
+    try:
+        b.sign_in(add_account(clinic, "frontdesk"))
+        form = {"phone": "(212) 555-0177", "tz": "America/Chicago", "channel": "sms",
+                "language": "en", "consent_sms": "1"}  # fmt: skip
+        for name, message in (
+            ("A" * 50_000 + "\x00", "name is longer than 200 characters"),
+            ("Alex\x00Rivera", "name must not contain NUL characters"),
+            ("Alex \u202eareviR", "name must not contain bidirectional control characters"),
+        ):
+            r = b.post("/patients/new", {**form, "name": name}, token_from="/patients/new")
+            assert r.status_code == 422 and message in r.text
+    finally:
+        b.close()
+    err = clinic.cli.fails(
+        "patients", "add", "--name", "Alex \u202eareviR", "--phone", "+12125550177",
+        "--tz", "America/Chicago", "--channel", "sms",
+    )  # fmt: skip
+    assert "bidirectional control characters" in err
+    with session_scope(clinic.rt.sessions) as session:
+        assert session.scalars(select(Patient)).all() == []

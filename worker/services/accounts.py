@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from worker.domain.contact import ContactError, normalize_email
 from worker.services.errors import InvalidInput, NotFound
+from worker.services.input_limits import NAME_MAX, check_text
 from worker.store.models import ApiToken, User, WebSession
 
 ROLES = ("clinician", "frontdesk", "admin")
@@ -79,7 +80,7 @@ def create_user(
     """Add an account (flushed, not committed). Raises InvalidInput on a bad name, email, role,
     a password shorter than MIN_PASSWORD_LENGTH, or an email already in use; nothing is written
     then."""
-    name = name.strip()
+    name = check_text(name, "name", NAME_MAX).strip()
     if not name:
         raise InvalidInput("name is empty")
     if len(name) > 200:
