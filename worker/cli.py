@@ -134,6 +134,17 @@ def transaction(rt: Runtime) -> Iterator[Session]:
         yield session
 
 
+def audit_read(
+    session: Session, action: str, patient_id: int | None = None, entity: str = "patient"
+) -> None:
+    """Record a look at patient data from the command line (with the OS user: see runtime())."""
+    from worker.services import audit
+
+    audit.access(
+        session, now=datetime.now(UTC), action=action, patient_id=patient_id, entity=entity
+    )
+
+
 def parse_now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)
@@ -275,6 +286,7 @@ def patients_list(as_json: bool = JsonOpt) -> None:
 
     with runtime() as rt, transaction(rt) as session:
         rows = [patient_dict(p) for p in session.scalars(select(Patient).order_by(Patient.id))]
+        audit_read(session, "search", entity="patients")
     emit(rows, as_json, lambda d: table(d, ["id", "name", "channel", "tz", "language"]))
 
 
@@ -295,6 +307,7 @@ def patients_show(
     with runtime() as rt:
         with transaction(rt) as session:
             p = get_patient(session, patient_id)
+            audit_read(session, "view", patient_id)
             data = patient_dict(p)
             data["consent"] = consent_state(session, patient_id)
             data["schedules"] = [schedule_dict(s) for s in list_schedules(session, patient_id)]
@@ -582,6 +595,7 @@ def messages_list(
 
     with runtime() as rt, transaction(rt) as session:
         rows = list_messages(session, patient_id=patient, limit=limit)
+        audit_read(session, "view" if patient else "search", patient, entity="messages")
     emit(
         rows,
         as_json,
@@ -658,6 +672,7 @@ def responses_list(
     with runtime() as rt, transaction(rt) as session:
         get_patient(session, patient)
         rows = all_responses(session, patient)
+        audit_read(session, "view", patient, entity="responses")
     emit(
         rows, as_json, lambda d: table(d, ["answered_at", "instrument", "item", "value", "partial"])
     )

@@ -115,7 +115,14 @@ def access(
     detail: dict[str, Any] | None = None,
     who: Who | None = None,
 ) -> None:
-    """Record a look at patient data (view, search, export) by the bound principal."""
+    """Record a look at patient data (view, search, export) by the bound principal. An id
+    that names no patient (the column is a foreign key) goes into `detail` instead."""
+    if patient_id is not None:
+        from worker.store.models import Patient
+
+        if session.get(Patient, patient_id) is None:
+            detail = {**(detail or {}), "patient_id": patient_id}
+            patient_id = None
     record(
         session,
         now=now,

@@ -855,6 +855,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
         def body(ctx: Ctx) -> Response:
             rows = data.queue(ctx.db, ctx.user, ctx.now, status=status)
+            audit.access(ctx.db, now=ctx.now, action="search", entity="followups")
             return render(
                 "queue.html.j2",
                 ctx.user,
