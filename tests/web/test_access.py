@@ -458,3 +458,17 @@ def test_dashboard_forms_have_the_same_input_limits(clinic: Clinic) -> None:
     assert "bidirectional control characters" in err
     with session_scope(clinic.rt.sessions) as session:
         assert session.scalars(select(Patient)).all() == []
+
+
+def test_a_refused_webhook_is_logged_with_address_and_reason(
+    clinic: Clinic, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("WARNING", logger="worker.web.webhooks")
+    r = httpx.post(
+        f"{clinic.base_url}/webhooks/twilio/sms",
+        data={"From": "+12125550143", "Body": "my private words", "MessageSid": "SM1"},
+    )
+    assert r.status_code == 403
+    (line,) = [m for m in caplog.messages if "webhook" in m and "refused" in m]
+    assert "address=127.0.0.1" in line and "reason=missing or unverifiable signature" in line
+    assert "private" not in line and "+1212" not in line
