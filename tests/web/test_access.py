@@ -472,3 +472,18 @@ def test_a_refused_webhook_is_logged_with_address_and_reason(
     (line,) = [m for m in caplog.messages if "webhook" in m and "refused" in m]
     assert "address=127.0.0.1" in line and "reason=missing or unverifiable signature" in line
     assert "private" not in line and "+1212" not in line
+
+
+def test_a_busy_session_still_ends_twelve_hours_after_sign_in(clinic: Clinic, clock: Clock) -> None:
+    account = add_account(clinic, "clinician")
+    b = Browser(clinic.base_url)
+    try:
+        b.sign_in(account)
+        for _ in range(71):  # a request every 10 minutes: never idle
+            clock.advance(minutes=10)
+            assert b.get("/queue").status_code == 200
+        clock.advance(minutes=11)  # 12 h 1 min after signing in
+        r = b.get("/queue")
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    finally:
+        b.close()
