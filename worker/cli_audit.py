@@ -30,6 +30,10 @@ def audit_list(
             fail(f"--since must be ISO 8601, got {since!r}")
         if start.tzinfo is None:
             fail("--since needs a UTC offset (e.g. 2026-12-01T00:00:00Z)")
+        try:
+            start = start.astimezone(UTC)
+        except OverflowError:
+            fail(f"--since is out of range: {since!r}")
     with runtime() as rt, transaction(rt) as session:
         rows, _total = audit.list_events(
             session, patient_id=patient, user_id=user, since=start, limit=limit

@@ -487,3 +487,17 @@ def test_a_busy_session_still_ends_twelve_hours_after_sign_in(clinic: Clinic, cl
         assert r.status_code == 303 and r.headers["location"].startswith("/login")
     finally:
         b.close()
+
+
+def test_api_audit_filters_and_refuses_bad_times(clinic: Clinic) -> None:
+    pid = clinic.patient("+12125550143")
+    headers = {"Authorization": "Bearer test-token-123"}
+    base = f"{clinic.base_url}/api/audit"
+    for bad in ("yesterday", "2026-12-01T00:00:00", "0001-01-01T00:00:00+01:00"):
+        r = httpx.get(base, params={"since": bad}, headers=headers)
+        assert r.status_code == 422, (bad, r.text)
+    page = httpx.get(base, params={"patient_id": pid, "limit": 5}, headers=headers).json()
+    assert page["items"] and {e["patient_id"] for e in page["items"]} == {pid}
+    assert page["limit"] == 5 and page["total"] >= 1
+    later = httpx.get(base, params={"since": "2099-01-01T00:00:00+00:00"}, headers=headers)
+    assert later.json()["items"] == []

@@ -343,7 +343,7 @@ def api_router() -> APIRouter:
         ] = None,
     ) -> dict[str, Any]:
         """Who looked at or changed what (see `checkin audit list`)."""
-        from datetime import datetime
+        from datetime import UTC, datetime
 
         if caller.role != "admin":
             raise HTTPException(403, "the audit trail is for the admin role")
@@ -351,10 +351,11 @@ def api_router() -> APIRouter:
         if since is not None:
             try:
                 start = datetime.fromisoformat(since)
-            except ValueError:
+                if start.tzinfo is None:
+                    raise ValueError(since)
+                start = start.astimezone(UTC)
+            except (ValueError, OverflowError):
                 raise InvalidInput("since must be ISO 8601 with an offset") from None
-            if start.tzinfo is None:
-                raise InvalidInput("since must be ISO 8601 with an offset")
         items, total = audit.list_events(
             session,
             patient_id=patient_id,
