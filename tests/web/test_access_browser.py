@@ -43,6 +43,16 @@ def new_page(chromium: Any, clinic: Clinic) -> tuple[Any, Any, list[str]]:
     pg = context.new_page()
     requests: list[str] = []
     pg.on("request", lambda r: requests.append(r.url))
+    # A CSP violation (an inline style in the QR code, a script from elsewhere) is a console
+    # error in Chromium: collected here and checked by the tests that must have none.
+    pg.on(
+        "console",
+        lambda m: (
+            requests.append(f"console error: {m.text}")
+            if m.type == "error" and "the server responded with a status of 4" not in m.text
+            else None
+        ),
+    )
     return context, pg, requests
 
 
