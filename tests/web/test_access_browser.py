@@ -64,6 +64,8 @@ def fill_login(pg: Any, email: str, password: str) -> None:
 
 def test_enrol_a_second_factor_then_sign_in_with_a_code(chromium: Any, mfa_clinic: Clinic) -> None:
     clinic = mfa_clinic
+    clock = Clock()
+    clinic.rt.clock = clock
     account = add_account(clinic, "clinician")
     context, pg, requests = new_page(chromium, clinic)
     try:
@@ -73,7 +75,8 @@ def test_enrol_a_second_factor_then_sign_in_with_a_code(chromium: Any, mfa_clini
         pg.wait_for_url("**/login/2fa?next=%2Fpatients")
         assert pg.locator("#qr svg").count() == 1  # the QR code, drawn on the server
         secret = pg.inner_text("#totp-secret").strip()
-        pg.fill("#code", pyotp.TOTP(secret).now())
+        totp = pyotp.TOTP(secret)
+        pg.fill("#code", totp.at(clock()))
         pg.click("button:has-text('Continue')")
         assert pg.locator("#recovery-codes li").count() == 10
         pg.click("#continue")
@@ -85,10 +88,11 @@ def test_enrol_a_second_factor_then_sign_in_with_a_code(chromium: Any, mfa_clini
         fill_login(pg, account.email, account.password)
         pg.wait_for_url("**/login/2fa?next=%2Fpatients%2Fnew")
         assert pg.locator("#qr").count() == 0  # enrolled: no QR code again
-        pg.fill("#code", "123 456" if pyotp.TOTP(secret).now() != "123456" else "654321")
+        clock.offset += timedelta(seconds=30)  # a new code: each one works once
+        pg.fill("#code", "123 456" if totp.at(clock()) != "123456" else "654321")
         pg.click("button:has-text('Continue')")
         assert "That code is not right" in pg.inner_text("[role=alert]")
-        pg.fill("#code", pyotp.TOTP(secret).now())
+        pg.fill("#code", totp.at(clock()))
         pg.click("button:has-text('Continue')")
         pg.wait_for_url("**/patients/new")
     finally:

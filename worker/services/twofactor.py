@@ -54,11 +54,20 @@ def _normalise(code: str) -> str:
 
 
 def check_code(user: User, code: str, now: datetime) -> bool:
-    """A current TOTP code (one step of drift either way)."""
+    """A current TOTP code (one step of drift either way), never one already used: the step
+    it belongs to is remembered (the caller commits)."""
     digits = _normalise(code)
     if not user.totp_secret or len(digits) != 6 or not digits.isdigit():
         return False
-    return bool(pyotp.TOTP(user.totp_secret).verify(digits, for_time=now, valid_window=1))
+    totp = pyotp.TOTP(user.totp_secret)
+    current = totp.timecode(now)
+    for step in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(step), digits):
+            if user.totp_last_step is not None and step <= user.totp_last_step:
+                return False  # replayed (or older than one already used)
+            user.totp_last_step = step
+            return True
+    return False
 
 
 def _hash(code: str) -> str:
@@ -90,4 +99,5 @@ def reset(user: User) -> None:
     """Forget the second factor: a new secret, to be enrolled at the next sign-in."""
     user.totp_secret = pyotp.random_base32()
     user.totp_confirmed_at = None
+    user.totp_last_step = None
     user.recovery_codes = None

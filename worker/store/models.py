@@ -333,6 +333,8 @@ class User(Base):
     # `totp_confirmed_at` is set when the user has entered a first code (enrolment).
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_confirmed_at: Mapped[datetime | None]
+    # The 30-second step of the last code accepted: a code is never accepted twice (RFC 6238 5.2).
+    totp_last_step: Mapped[int | None]
     # SHA-256 of each unused single-use recovery code.
     recovery_codes: Mapped[list[str] | None] = mapped_column(JSON)
     # Too many failed sign-ins: refused until then, or until `checkin users unlock`.

@@ -47,6 +47,7 @@ def upgrade() -> None:
     with op.batch_alter_table("users", schema=None) as batch:
         batch.add_column(sa.Column("totp_secret", sa.String(length=64), nullable=True))
         batch.add_column(sa.Column("totp_confirmed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("totp_last_step", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("recovery_codes", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("web_sessions", schema=None) as batch:
@@ -90,7 +91,13 @@ def downgrade() -> None:
         for column in ("user_agent", "address", "stage", "last_seen_at"):
             batch.drop_column(column)
     with op.batch_alter_table("users", schema=None) as batch:
-        for column in ("locked_until", "recovery_codes", "totp_confirmed_at", "totp_secret"):
+        for column in (
+            "locked_until",
+            "recovery_codes",
+            "totp_last_step",
+            "totp_confirmed_at",
+            "totp_secret",
+        ):
             batch.drop_column(column)
     with op.batch_alter_table("audit_events", schema=None) as batch:
         batch.drop_index(batch.f("ix_audit_events_user_id"))
