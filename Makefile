@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install demo clean bench faults
+.PHONY: run test lint typecheck check install demo clean bench faults audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ bench: $(STAMP)
 # one summary line per fault; about a quarter of an hour. Not part of `make test`.
 faults: $(STAMP)
 	$(BIN)/python -m pytest tests/faults -m faults -s $(PYTEST_ARGS)
+
+# Known vulnerabilities in the installed dependencies (pip-audit against the PyPI/OSV advisory
+# database; needs network access to it). Not part of `make test`, which must pass offline.
+audit: $(STAMP)
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -372,6 +372,8 @@ class Stack:
             "CHECKIN_CLINIC_PHONE": "+12125550199",
             "CHECKIN_ONCALL_PHONE": ONCALL_PHONE,
             "CHECKIN_API_TOKEN": "bench-token",
+            # `checkin web` refuses a non-development configuration without it.
+            "CHECKIN_SECRET_KEY": "bench-secret-key-0123456789abcdef",
         }
         env.update(extra)
         return env

@@ -103,6 +103,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "clinic_name": "Riverside Pain & Wellness",
         "clinic_phone": "+12125550199",
         "public_url": "http://127.0.0.1:8000",
+        "require_2fa": False,  # two-factor sign-in has tests of its own
         "_env_file": None,
     }
     values.update(overrides)

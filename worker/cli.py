@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from worker.cli_audit import app as audit_app
 from worker.cli_export import export_cmd
 from worker.cli_ops import app as ops_app
 from worker.cli_users import app as users_app
@@ -52,6 +53,7 @@ app.add_typer(messages_app, name="messages")
 app.add_typer(followups_app, name="followups")
 app.add_typer(responses_app, name="responses")
 app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
 app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
 
@@ -79,15 +81,31 @@ def settings() -> Settings:
 @contextmanager
 def runtime() -> Iterator[Runtime]:
     from worker.channels.factory import build_channels
+    from worker.services import audit
     from worker.services.runtime import build_runtime
 
     s = settings()
     # The console backend writes to stderr here, so that stdout carries only --json output.
     rt = build_runtime(s, channels=build_channels(s, stream=sys.stderr), pool_size=2)
+    # Everything this command records in the audit trail names the OS user who ran it.
     try:
-        yield rt
+        with audit.acting(audit.cli_who()):
+            yield rt
     finally:
         rt.close()
+
+
+def production_settings() -> Settings:
+    """Settings for a long-running server process: CHECKIN_SECRET_KEY is required outside
+    development (Settings.is_development)."""
+    from worker.config import ConfigError
+
+    s = settings()
+    try:
+        s.require_secret_key()
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    return s
 
 
 @contextmanager
@@ -114,6 +132,17 @@ def transaction(rt: Runtime) -> Iterator[Session]:
 
     with service_errors(), session_scope(rt.sessions) as session:
         yield session
+
+
+def audit_read(
+    session: Session, action: str, patient_id: int | None = None, entity: str = "patient"
+) -> None:
+    """Record a look at patient data from the command line (with the OS user: see runtime())."""
+    from worker.services import audit
+
+    audit.access(
+        session, now=datetime.now(UTC), action=action, patient_id=patient_id, entity=entity
+    )
 
 
 def parse_now(value: str | None) -> datetime:
@@ -257,6 +286,7 @@ def patients_list(as_json: bool = JsonOpt) -> None:
 
     with runtime() as rt, transaction(rt) as session:
         rows = [patient_dict(p) for p in session.scalars(select(Patient).order_by(Patient.id))]
+        audit_read(session, "search", entity="patients")
     emit(rows, as_json, lambda d: table(d, ["id", "name", "channel", "tz", "language"]))
 
 
@@ -277,6 +307,7 @@ def patients_show(
     with runtime() as rt:
         with transaction(rt) as session:
             p = get_patient(session, patient_id)
+            audit_read(session, "view", patient_id)
             data = patient_dict(p)
             data["consent"] = consent_state(session, patient_id)
             data["schedules"] = [schedule_dict(s) for s in list_schedules(session, patient_id)]
@@ -564,6 +595,7 @@ def messages_list(
 
     with runtime() as rt, transaction(rt) as session:
         rows = list_messages(session, patient_id=patient, limit=limit)
+        audit_read(session, "view" if patient else "search", patient, entity="messages")
     emit(
         rows,
         as_json,
@@ -640,6 +672,7 @@ def responses_list(
     with runtime() as rt, transaction(rt) as session:
         get_patient(session, patient)
         rows = all_responses(session, patient)
+        audit_read(session, "view", patient, entity="responses")
     emit(
         rows, as_json, lambda d: table(d, ["answered_at", "instrument", "item", "value", "partial"])
     )
@@ -672,7 +705,7 @@ def web_cmd(
     from worker.logging_setup import configure_logging
     from worker.web.app import create_app, freeze_startup_objects, multiprocess_metrics
 
-    s = settings()
+    s = production_settings()
     configure_logging(s)
     processes = workers or s.web_workers
     # log_config=None: uvicorn's records go through our (masking) handler, not its own.
@@ -786,7 +819,7 @@ def run_cmd(
     from worker.logging_setup import configure_logging
     from worker.runner import DEFAULT_METRICS_PORT, run_all
 
-    s = settings()
+    s = production_settings()
     configure_logging(s)
     metrics = metrics_port or s.worker_metrics_port or DEFAULT_METRICS_PORT
     raise typer.Exit(run_all(s, host=host, port=port, metrics_port=metrics))

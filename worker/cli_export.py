@@ -6,6 +6,7 @@ Kept apart from worker/cli.py so that the FHIR models (a heavy import) load only
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 
 import typer
 
@@ -34,8 +35,13 @@ def export_cmd(
     if fmt not in FORMATS:
         fail(f"--format must be fhir or csv, got {fmt!r}")
     at = parse_now(now)
+    from worker.services import audit
+
     with runtime() as rt, transaction(rt) as session:
         text = export_patient(session, patient, fmt, now=at, base_url=rt.settings.public_url)
+        # Recorded with the OS user who ran the command (bound by worker.cli.runtime).
+        audit.access(session, now=datetime.now(UTC), action="export", patient_id=patient,
+                     detail={"format": fmt})  # fmt: skip
     if as_json:
         data = json.loads(text) if fmt == "fhir" else list(csv.DictReader(io.StringIO(text)))
         text = json.dumps(data, ensure_ascii=False) + "\n"

@@ -28,6 +28,8 @@ def user_dict(u: Any) -> dict[str, Any]:
         "role": u.role,
         "created_at": iso(u.created_at),
         "disabled_at": iso(u.disabled_at),
+        "two_factor": u.totp_confirmed_at is not None,
+        "locked_until": iso(u.locked_until),
     }
 
 
@@ -67,12 +69,56 @@ def users_add(
     except InvalidInput as exc:
         fail(str(exc))
     password = _read_password(password_stdin)
+    from worker.services import audit, twofactor
+
     with runtime() as rt, transaction(rt) as session:
-        user = create_user(
-            session, name=name, email=email, role=role, password=password, now=datetime.now(UTC)
-        )
-        data = {"id": user.id}
+        now = datetime.now(UTC)
+        user = create_user(session, name=name, email=email, role=role, password=password, now=now)
+        data: dict[str, Any] = {"id": user.id}
+        if twofactor.required(rt.settings, user):
+            # The secret exists now; the user confirms it with a first code at first sign-in
+            # (or a script enrols an authenticator from this URI).
+            data["otpauth_uri"] = twofactor.otpauth_uri(user, rt.settings.clinic_name)
+        audit.record(session, now=now, actor="cli", action="create", entity="user",
+                     entity_id=user.id, detail={"role": role})  # fmt: skip
     emit(data, as_json, lambda d: f"user {d['id']} added")
+    if not as_json and "otpauth_uri" in data:
+        typer.echo("Two-step sign-in applies: the user scans a QR code at first sign-in.", err=True)
+
+
+@app.command("reset-2fa")
+def users_reset_2fa(user_id: int, as_json: bool = JsonOpt) -> None:
+    """Forget a user's second factor (lost phone): a new secret to enrol at the next sign-in,
+    the recovery codes void, every session ended."""
+    from worker.cli import emit, runtime, transaction
+    from worker.services import audit, twofactor
+    from worker.services.accounts import end_web_sessions, get_user
+
+    with runtime() as rt, transaction(rt) as session:
+        now = datetime.now(UTC)
+        user = get_user(session, user_id)
+        twofactor.reset(user)
+        end_web_sessions(session, user_id, now=now)
+        audit.record(session, now=now, actor="cli", action="2fa_reset", entity="user",
+                     entity_id=user_id)  # fmt: skip
+        data = {
+            **user_dict(user),
+            "otpauth_uri": twofactor.otpauth_uri(user, rt.settings.clinic_name),
+        }
+    emit(
+        data, as_json, lambda d: f"two-step sign-in of user {d['id']} reset: enrol at next sign-in"
+    )
+
+
+@app.command("unlock")
+def users_unlock(user_id: int, as_json: bool = JsonOpt) -> None:
+    """Lift a lock after too many failed sign-ins (and forget the recent failures)."""
+    from worker.cli import emit, runtime, transaction
+    from worker.services.throttle import unlock
+
+    with runtime() as rt, transaction(rt) as session:
+        data = user_dict(unlock(session, user_id, datetime.now(UTC)))
+    emit(data, as_json, lambda d: f"user {d['id']} unlocked")
 
 
 @app.command("token")

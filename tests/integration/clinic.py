@@ -121,6 +121,9 @@ def open_clinic(
         "CHECKIN_ONCALL_PHONE": ONCALL_PHONE,
         "CHECKIN_ONCALL_EMAIL": ONCALL_EMAIL,
         "CHECKIN_API_TOKEN": "test-token-123",
+        # Two-factor sign-in is tested on its own (tests/web/test_access*.py); elsewhere the
+        # tests sign in with a password only.
+        "CHECKIN_REQUIRE_2FA": "0",
         **{k: str(v) for k, v in overrides.items()},
     }
     settings = Settings(_env_file=None, **{_field(k): v for k, v in env.items()})  # type: ignore[arg-type]

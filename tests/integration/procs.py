@@ -77,6 +77,8 @@ def base_env(tmp_path: Path, db_url: str, redis_url: str, emulator: object) -> d
         "CHECKIN_CLINIC_NAME": "Riverside Pain & Wellness",
         # Paced (the shared limiter runs), but far above what these tests send per second.
         "CHECKIN_SMS_RATE": "1000",
+        # Required outside development (`checkin web`/`run` refuse to start without it).
+        "CHECKIN_SECRET_KEY": "test-secret-key-0123456789abcdef",
     }
 
 

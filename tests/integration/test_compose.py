@@ -32,7 +32,7 @@ CHECKIN = Path(sys.prefix) / "bin" / "checkin"
 
 CHECKIN_SERVICES = ("migrate", "web", "worker-urgent", "worker-bulk", "beat")
 MONITORING = ("prometheus", "blackbox", "grafana")
-SERVICES = ("postgres", "redis", *CHECKIN_SERVICES, "flower", "mailpit", *MONITORING)
+SERVICES = ("postgres", "redis", *CHECKIN_SERVICES, "flower", "mailpit", "proxy", *MONITORING)
 COMMANDS = {
     "migrate": ["db", "upgrade"],
     "web": ["web", "--host", "0.0.0.0", "--port", "8000"],
@@ -67,7 +67,21 @@ CONTRACT_VARIABLES = (
     "CHECKIN_TICK_SECONDS",
     "CHECKIN_PROTOCOLS_DIR",
 )
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}"
+)
+# What a `.env` must hold (docs/security.md): the credentials compose requires with ${VAR:?}.
+DOT_ENV = {
+    "PUBLIC_DOMAIN": "checkin.clinic.example",
+    "CHECKIN_PUBLIC_URL": "https://checkin.clinic.example",
+    "POSTGRES_PASSWORD": "pg-password-from-dot-env",
+    "REDIS_PASSWORD": "redis-password-from-dot-env",
+    "CHECKIN_SECRET_KEY": "secret-key-from-dot-env-0123456789abcdef",
+}
+
+
+class Missing(Exception):
+    """A ${VAR:?message} whose variable is unset: `docker compose` stops with the message."""
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +98,16 @@ def service(compose: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def interpolate(value: str, environ: dict[str, str]) -> str:
-    """Compose's ${VAR:-default} and ${VAR}, as `docker compose` resolves them."""
+    """Compose's ${VAR:-default}, ${VAR:?message} and ${VAR}, as `docker compose` resolves
+    them."""
 
     def sub(m: re.Match[str]) -> str:
-        return environ.get(m["name"]) or (m["default"] or "")
+        found = environ.get(m["name"])
+        if found:
+            return found
+        if m["op"] == ":?":
+            raise Missing(f"{m['name']}: {m['arg']}")
+        return m["arg"] or ""
 
     return _INTERPOLATION.sub(sub, value)
 
@@ -169,11 +189,15 @@ def test_postgres_redis_and_web_have_health_checks(compose: dict[str, Any]) -> N
     assert redis["image"].startswith("redis:7")
     assert " ".join(redis["healthcheck"]["test"]).endswith("redis-cli ping")
     assert "--appendonly yes" in " ".join(redis["command"])
+    # A password on Redis, from .env; redis-cli in the health check reads REDISCLI_AUTH.
+    command = [interpolate(a, DOT_ENV) for a in redis["command"]]
+    assert command[command.index("--requirepass") + 1] == DOT_ENV["REDIS_PASSWORD"]
+    assert interpolate(redis["environment"]["REDISCLI_AUTH"], DOT_ENV) == DOT_ENV["REDIS_PASSWORD"]
 
     test = service(compose, "web")["healthcheck"]["test"]
     assert test[:3] == ["CMD", "python", "-c"], "the image may have no curl"
     assert "urllib" in test[3] and "/healthz" in test[3]
-    assert "8000:8000" in service(compose, "web")["ports"]
+    assert service(compose, "web")["ports"] == ["127.0.0.1:8000:8000"]
 
 
 def test_start_order_uses_health_and_completion(compose: dict[str, Any]) -> None:
@@ -208,7 +232,7 @@ def test_mailpit_catches_the_mail(compose: dict[str, Any]) -> None:
     assert mailpit["image"].split(":")[0] == "axllent/mailpit"
     published = " ".join(mailpit.get("ports", [])) + " " + " ".join(mailpit.get("expose", []))
     assert "1025" in published and "8025" in published
-    env = resolved_environment(compose, {})
+    env = resolved_environment(compose, DOT_ENV)
     assert (env["CHECKIN_EMAIL_BACKEND"], env["CHECKIN_SMTP_HOST"], env["CHECKIN_SMTP_PORT"]) == (
         "smtp",
         "mailpit",
@@ -223,7 +247,9 @@ def test_flower_hides_task_arguments(compose: dict[str, Any]) -> None:
     flower = service(compose, "flower")
     assert flower["image"].split(":")[0] == "mher/flower"
     command = flower["command"]
-    assert command[:3] == ["celery", "--broker=redis://redis:6379/0", "flower"]
+    assert command[0] == "celery" and command[2] == "flower"
+    broker = interpolate(command[1], DOT_ENV)
+    assert broker == f"--broker=redis://:{DOT_ENV['REDIS_PASSWORD']}@redis:6379/0"
     options = dict(arg.split("=", 1) for arg in command[3:] if arg.startswith("--") and "=" in arg)
 
     # The task list has no args/kwargs column ...
@@ -249,13 +275,14 @@ def test_flower_hides_task_arguments(compose: dict[str, Any]) -> None:
 
 def test_the_env_anchor_carries_the_database_and_broker(compose: dict[str, Any]) -> None:
     assert re.search(r"^x-checkin-env: &checkin-env$", COMPOSE_FILE.read_text(), re.MULTILINE)
-    env = compose["x-checkin-env"]
-    assert (
-        env["CHECKIN_DATABASE_URL"] == "postgresql+psycopg://checkin:checkin@postgres:5432/checkin"
+    env = resolved_environment(compose, DOT_ENV)
+    assert env["CHECKIN_DATABASE_URL"] == (
+        f"postgresql+psycopg://checkin:{DOT_ENV['POSTGRES_PASSWORD']}@postgres:5432/checkin"
     )
-    assert env["CHECKIN_BROKER_URL"] == "redis://redis:6379/0"
+    assert env["CHECKIN_BROKER_URL"] == f"redis://:{DOT_ENV['REDIS_PASSWORD']}@redis:6379/0"
     postgres_env = service(compose, "postgres")["environment"]
     assert (postgres_env["POSTGRES_USER"], postgres_env["POSTGRES_DB"]) == ("checkin", "checkin")
+    assert interpolate(postgres_env["POSTGRES_PASSWORD"], DOT_ENV) == DOT_ENV["POSTGRES_PASSWORD"]
 
 
 def test_every_contract_variable_is_passed_through(compose: dict[str, Any]) -> None:
@@ -265,11 +292,12 @@ def test_every_contract_variable_is_passed_through(compose: dict[str, Any]) -> N
     for name, value in env.items():
         if name in fixed:
             continue
-        # Either ${NAME:-default} or no value (the host's value, or unset): never a literal.
-        assert value is None or re.fullmatch(rf"\$\{{{name}:-[^}}]*\}}", str(value)), name
+        # ${NAME:-default}, ${NAME:?message} or no value (the host's value, or unset): never a
+        # literal.
+        assert value is None or re.fullmatch(rf"\$\{{{name}:[-?][^}}]*\}}", str(value)), name
 
     # The host's values win over the defaults.
-    host = {"CHECKIN_CLINIC_NAME": "Riverside", "TWILIO_ACCOUNT_SID": "AC123"}
+    host = {**DOT_ENV, "CHECKIN_CLINIC_NAME": "Riverside", "TWILIO_ACCOUNT_SID": "AC123"}
     resolved = resolved_environment(compose, host)
     assert resolved["CHECKIN_CLINIC_NAME"] == "Riverside"
     assert resolved["TWILIO_ACCOUNT_SID"] == "AC123"
@@ -291,13 +319,16 @@ def test_the_default_compose_environment_is_a_valid_configuration(
         if name.upper().startswith(("CHECKIN_", "TWILIO_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    for name, value in resolved_environment(compose, {}).items():
+    for name, value in resolved_environment(compose, DOT_ENV).items():
         monkeypatch.setenv(name, value)
 
     s = load_settings()
+    s.require_secret_key()  # smtp: not development, and the key is there
+    assert s.secret_key is not None
+    assert s.require_2fa and s.public_url == DOT_ENV["CHECKIN_PUBLIC_URL"]
 
     assert s.database_url.startswith("postgresql+psycopg://") and not s.is_sqlite
-    assert s.broker_url == "redis://redis:6379/0"
+    assert s.broker_url == f"redis://:{DOT_ENV['REDIS_PASSWORD']}@redis:6379/0"
     assert (s.email_backend, s.smtp_host, s.smtp_port, s.email_from) == (
         "smtp",
         "mailpit",
@@ -314,6 +345,44 @@ def test_the_default_compose_environment_is_a_valid_configuration(
     monkeypatch.setenv("CHECKIN_SMS_BACKEND", "twilio")
     with pytest.raises(ConfigError, match="TWILIO_ACCOUNT_SID"):
         load_settings()
+
+
+def test_credentials_come_only_from_dot_env(compose: dict[str, Any]) -> None:
+    """No password or key is written in the file; without the .env the stack does not start."""
+    raw = COMPOSE_FILE.read_text()
+    assert "checkin:checkin@" not in raw and "POSTGRES_PASSWORD: checkin" not in raw
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "CHECKIN_SECRET_KEY"):
+        assert re.search(rf"\$\{{{name}:\?", raw), f"{name} must be required with ${{VAR:?}}"
+        assert DOT_ENV[name] not in raw
+        missing = {k: v for k, v in DOT_ENV.items() if k != name}
+        with pytest.raises(Missing, match=name):
+            resolved = resolved_environment(compose, missing)
+            for svc in compose["services"].values():
+                for v in (svc.get("environment") or {}).values():
+                    interpolate(str(v), missing)
+                for a in svc.get("command") or []:
+                    interpolate(str(a), missing)
+            assert resolved  # not reached
+    for svc in compose["services"].values():
+        for key, value in (svc.get("environment") or {}).items():
+            if re.search(r"PASSWORD|SECRET|TOKEN|AUTH", key) and value is not None:
+                assert str(value).startswith("${"), f"{key} is a literal"
+
+
+def test_only_the_proxy_is_published_on_a_public_interface(compose: dict[str, Any]) -> None:
+    public = {}
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports") or []:
+            if not str(port).startswith("127.0.0.1:"):
+                public.setdefault(name, []).append(str(port))
+    assert public == {"proxy": ["80:80", "443:443"]}
+    proxy = service(compose, "proxy")
+    assert proxy["image"].split(":")[0] == "caddy"
+    command = [interpolate(a, DOT_ENV) for a in proxy["command"]]
+    assert command[:2] == ["caddy", "reverse-proxy"]
+    assert command[command.index("--from") + 1] == DOT_ENV["PUBLIC_DOMAIN"]
+    assert command[command.index("--to") + 1] == "web:8000"
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
 
 
 # ---------------------------------------------------------------- the web health check, for real
@@ -406,6 +475,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
             + (reason[0] if reason else f"exit status {version.returncode}")
         )
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("CHECKIN_", "TWILIO_"))}
+    env.update(DOT_ENV)
     proc = subprocess.run(
         [docker, "compose", "-f", str(COMPOSE_FILE), "config", "--quiet"],
         cwd=ROOT,

@@ -41,9 +41,12 @@ def test_users_add_reads_the_password_from_stdin_and_prints_the_id(db_url: str) 
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert set(data) == {"id"}
+    # A clinician with CHECKIN_REQUIRE_2FA at its default (1): the TOTP secret exists already.
+    assert set(data) == {"id", "otpauth_uri"}
     (user,) = users(db_url)
     assert (user.id, user.email, user.role) == (data["id"], "rivera@clinic.example", "clinician")
+    assert data["otpauth_uri"].startswith("otpauth://totp/")
+    assert f"secret={user.totp_secret}" in data["otpauth_uri"] and user.totp_confirmed_at is None
     assert PASSWORD not in r.output and user.password_hash.startswith("$argon2id$")
     listed = json.loads(checkin(db_url, "users", "list", "--json").stdout)
     assert [(u["id"], u["email"], u["role"]) for u in listed] == [

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from worker.domain.contact import ContactError, normalize_email
 from worker.services.errors import InvalidInput, NotFound
+from worker.services.input_limits import NAME_MAX, check_text
 from worker.store.models import ApiToken, User, WebSession
 
 ROLES = ("clinician", "frontdesk", "admin")
@@ -79,7 +80,7 @@ def create_user(
     """Add an account (flushed, not committed). Raises InvalidInput on a bad name, email, role,
     a password shorter than MIN_PASSWORD_LENGTH, or an email already in use; nothing is written
     then."""
-    name = name.strip()
+    name = check_text(name, "name", NAME_MAX).strip()
     if not name:
         raise InvalidInput("name is empty")
     if len(name) > 200:
@@ -89,6 +90,8 @@ def create_user(
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise InvalidInput("password is longer than 1024 characters")
     if session.scalar(select(User.id).where(User.email == address)) is not None:
         raise InvalidInput(f"a user with email {address} already exists")
     user = User(
@@ -145,15 +148,59 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     return user
 
 
+def find_user(session: Session, email: str) -> User | None:
+    """The account with this email (any state), or None; no password is checked."""
+    try:
+        address = normalize_user_email(email)
+    except InvalidInput:
+        return None
+    return session.scalars(select(User).where(User.email == address)).first()
+
+
+def check_password(session: Session, user: User | None, password: str) -> bool:
+    """Is `password` the user's? An unknown user costs one argon2 verification too, so timing
+    does not tell which emails exist. At most throttle.HASH_SLOTS hashes run at once per
+    process (64 MiB each); raises throttle.Busy when none frees up in time. A hash made with
+    older parameters is upgraded in place (flushed; the caller commits)."""
+    from worker.services.throttle import hash_slot
+
+    hasher = _hasher()
+    with hash_slot():
+        if user is None:
+            with contextlib.suppress(VerificationError):
+                hasher.verify(_dummy_hash(), password)
+            return False
+        try:
+            hasher.verify(user.password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        if hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = hasher.hash(password)
+            session.flush()
+    return True
+
+
 def set_password(
-    session: Session, user_id: int, password: str, *, now: datetime | None = None
+    session: Session,
+    user_id: int,
+    password: str,
+    *,
+    now: datetime | None = None,
+    keep_session_id: int | None = None,
 ) -> User:
-    """A new password; every dashboard session of the user ends."""
+    """A new password; every dashboard session of the user ends (but `keep_session_id`, the
+    one the user changed it from)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise InvalidInput("password is longer than 1024 characters")
     user = get_user(session, user_id)
     user.password_hash = _hasher().hash(password)
-    end_web_sessions(session, user_id, now=now or datetime.now(UTC))
+    when = now or datetime.now(UTC)
+    stmt = update(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
+    if keep_session_id is not None:
+        stmt = stmt.where(WebSession.id != keep_session_id)
+    session.execute(stmt.values(revoked_at=when))
     session.flush()
     return user
 
@@ -209,6 +256,14 @@ def issue_api_token(session: Session, user_id: int, *, name: str, now: datetime)
 def token_user(session: Session, token: str, *, now: datetime | None = None) -> User | None:
     """The active user a token belongs to, or None (unknown, revoked, or user disabled).
     Records `last_used_at` (flushed; the caller commits)."""
+    found = token_lookup(session, token, now=now)
+    return found[0] if found is not None else None
+
+
+def token_lookup(
+    session: Session, token: str, *, now: datetime | None = None
+) -> tuple[User, ApiToken] | None:
+    """(user, token row) for a live personal token, or None; records `last_used_at`."""
     if not token:
         return None
     digest = hash_token(token)
@@ -224,7 +279,7 @@ def token_user(session: Session, token: str, *, now: datetime | None = None) -> 
         return None
     row.last_used_at = now if now is not None else datetime.now(UTC)
     session.flush()
-    return user
+    return user, row
 
 
 def revoke_api_token(session: Session, token_id: int, *, now: datetime) -> ApiToken:

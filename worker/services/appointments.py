@@ -11,6 +11,7 @@ from worker.domain.names import APPOINTMENT_KINDS
 from worker.domain.schedule import local_to_utc
 from worker.services import audit
 from worker.services.errors import InvalidInput, NotFound
+from worker.services.input_limits import SHORT_MAX, check_text
 from worker.services.patients import get_patient
 from worker.services.schedules import cancel_pending
 from worker.store.models import Appointment
@@ -48,7 +49,7 @@ def add_appointment(
         patient_id=patient_id,
         kind=kind,
         starts_at=starts_at,
-        location=(location or "").strip() or None,
+        location=check_text(location or "", "location", SHORT_MAX).strip() or None,
         status="booked",
         version=1,
         created_at=now,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from worker.domain.names import FOLLOWUP_REASONS, SEVERITIES
 from worker.services import audit
 from worker.services.errors import InvalidInput, NotFound
+from worker.services.input_limits import NAME_MAX, NOTE_MAX, check_text
 from worker.store.models import FollowUp, Message
 
 RANK = {"urgent": 0, "high": 1, "routine": 2}
@@ -121,7 +122,8 @@ def resolve(
     session: Session, followup_id: int, *, by: str, note: str | None, now: datetime
 ) -> FollowUp:
     by = by.strip()
-    note = (note or "").strip() or None
+    note = check_text(note or "", "note", NOTE_MAX, multiline=True).strip() or None
+    check_text(by, "by", NAME_MAX)
     if not by:
         raise InvalidInput("--by is empty: say who resolves")
     item = get_followup(session, followup_id)

@@ -21,9 +21,19 @@ from worker.store.models import AppSecret
 
 
 def signing_key(settings: Settings, sessions: sessionmaker[Session]) -> bytes:
-    """CHECKIN_SECRET_KEY when set; otherwise a random key generated once per installation and
-    kept in the database, so every process signs and checks with the same key and nobody who
-    cannot read the database can forge a link."""
+    """The link key, derived from CHECKIN_SECRET_KEY under its own label (worker/keys.py).
+
+    Development only (console backends, see Settings.is_development), without a secret key: a
+    random root generated once per installation and kept in the database, so every process
+    agrees. Anyone who can read that database (or a backup) could forge links, which is why a
+    real deployment must set CHECKIN_SECRET_KEY (start-up refuses otherwise)."""
+    from worker.keys import EMAIL_LINKS, derive
+
+    return derive(root_secret(settings, sessions), EMAIL_LINKS)
+
+
+def root_secret(settings: Settings, sessions: sessionmaker[Session]) -> bytes:
+    """CHECKIN_SECRET_KEY, or (development) the installation's generated key in the database."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     with session_scope(sessions) as session:

@@ -21,6 +21,7 @@ from worker.domain.names import CHANNELS, LANGUAGES
 from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services import audit
 from worker.services.errors import InvalidInput
+from worker.services.input_limits import NAME_MAX, check_text
 from worker.services.patients import get_patient, has_consent, withdraw_consent
 from worker.store.models import Appointment, Message, Patient, Schedule
 
@@ -42,7 +43,7 @@ def update_patient(
     """Apply the new details; returns (patient, names of the fields that changed). Raises
     InvalidInput (nothing written) with the same messages as `add_patient`, or NotFound."""
     patient = get_patient(session, patient_id)
-    name = name.strip()
+    name = check_text(name, "name", NAME_MAX).strip()
     if not name:
         raise InvalidInput("name is empty")
     try:

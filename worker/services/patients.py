@@ -13,6 +13,7 @@ from worker.domain.names import CHANNELS, LANGUAGES
 from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services import audit
 from worker.services.errors import InvalidInput, NotFound
+from worker.services.input_limits import NAME_MAX, SHORT_MAX, check_text
 from worker.store.models import Consent, Message, Patient
 
 
@@ -32,9 +33,10 @@ def add_patient(
     actor: str = "cli",
 ) -> Patient:
     """Validate and add a patient; raises InvalidInput and writes nothing on bad input."""
-    name = name.strip()
+    name = check_text(name, "name", NAME_MAX).strip()
     if not name:
         raise InvalidInput("name is empty")
+    check_text(consent_source, "consent source", SHORT_MAX)
     try:
         tz = validate_zone(tz)
         phone_e164 = normalize_phone(phone) if phone else None
@@ -114,6 +116,7 @@ def grant_consent(
     session: Session, patient_id: int, channel: str, *, now: datetime, source: str, actor: str
 ) -> bool:
     """Record consent on a channel. Returns False when it was already in force (nothing written)."""
+    check_text(source, "source", SHORT_MAX)
     patient = get_patient(session, patient_id)
     if channel not in CHANNELS:
         raise InvalidInput(f"channel must be sms or email, got {channel!r}")
@@ -157,6 +160,7 @@ def withdraw_consent(
     Returns the number of pending messages suppressed. Messages already handed to a worker are
     caught by the send-time consent check.
     """
+    check_text(source, "source", SHORT_MAX)
     get_patient(session, patient_id)
     if channel not in CHANNELS:
         raise InvalidInput(f"channel must be sms or email, got {channel!r}")

@@ -6,7 +6,9 @@ tests build one with their own channels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +42,12 @@ class Runtime:
     pacer: Pacer | None = None
     # This process's send lease (services/lease.py); set and started by worker processes only.
     lease: Lease | None = None
+    # What the web app reads the time with (session timeouts, throttling); None: the settings'
+    # clock (real time, or CHECKIN_CLOCK). Tests inject one to pass 15 idle minutes at once.
+    clock: Callable[[], datetime] | None = None
+
+    def now(self) -> datetime:
+        return self.clock() if self.clock is not None else self.settings.now()
 
     @cached_property
     def protocols(self) -> dict[str, Protocol]:

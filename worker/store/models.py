@@ -299,13 +299,20 @@ class AppSecret(Base):
 
 
 class AuditEvent(Base):
-    """Who did what, when: consent changes, schedule edits, acknowledgements, resolutions."""
+    """Who did what, when: every look at a patient's record, every change, sign-ins and account
+    changes. Append-only (a trigger refuses UPDATE and DELETE). `user_id` and `token_id` say who;
+    `actor` is a label the system sets (`user`, `token`, `installation_token`, `cli:<OS user>`,
+    `system`, `patient`), never a name someone typed."""
 
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(index=True)
     actor: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    token_id: Mapped[int | None]
+    address: Mapped[str | None] = mapped_column(String(64))
+    via: Mapped[str | None] = mapped_column(String(12))  # web, api, cli, worker
     action: Mapped[str] = mapped_column(String(60))
     entity: Mapped[str] = mapped_column(String(30))
     entity_id: Mapped[int | None]
@@ -325,6 +332,16 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
+    # Two-factor sign-in (RFC 6238 TOTP). The secret exists from creation when 2FA applies;
+    # `totp_confirmed_at` is set when the user has entered a first code (enrolment).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None]
+    # The 30-second step of the last code accepted: a code is never accepted twice (RFC 6238 5.2).
+    totp_last_step: Mapped[int | None]
+    # SHA-256 of each unused single-use recovery code.
+    recovery_codes: Mapped[list[str] | None] = mapped_column(JSON)
+    # Too many failed sign-ins: refused until then, or until `checkin users unlock`.
+    locked_until: Mapped[datetime | None]
 
 
 class ApiToken(Base):
@@ -354,6 +371,27 @@ class WebSession(Base):
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # Idle timeout: the session ends CHECKIN_SESSION_IDLE_MINUTES after this.
+    last_seen_at: Mapped[datetime | None]
+    # `full` when signed in; `totp`/`enrol` between the password and the second factor.
+    stage: Mapped[str] = mapped_column(String(8), default="full")
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
+class SignInFailure(Base):
+    """One refused sign-in attempt, for throttling per account and per source address."""
+
+    __tablename__ = "signin_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    user_id: Mapped[int | None] = mapped_column(index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(String(30))
+    # Set by a successful sign-in or an unlock: no longer counted towards a lock (kept for the
+    # failure counter in /metrics).
+    cleared: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 __all__ = [
@@ -372,6 +410,7 @@ __all__ = [
     "Patient",
     "Response",
     "Schedule",
+    "SignInFailure",
     "User",
     "WebSession",
 ]

@@ -1,8 +1,10 @@
 """The clinician API under /api (JSON; OpenAPI at /api/openapi.json).
 
-Every route needs `Authorization: Bearer <token>`: the installation's CHECKIN_API_TOKEN (acts
-as an admin, recorded as "api" in the audit trail) or a personal API token of an active user
-(`checkin users token`), who then acts with their role and name. Tokens are compared in constant
+Every route needs `Authorization: Bearer <token>`: the installation's CHECKIN_API_TOKEN (a
+bootstrap credential: acts as an admin, recorded as `installation_token` in the audit trail; to
+be replaced by personal tokens) or a personal API token of an active user (`checkin users
+token`), who then acts with their role, recorded by user and token id. Every request is
+audited (`audit_access`): reads of patient data as view/search/export, the rest as token_used. Tokens are compared in constant
 time; without a valid one nothing is shown. Errors are RFC 9457 problem details
 (`application/problem+json`); a request that fails validation lists every field error.
 
@@ -30,6 +32,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from worker.config import Settings
+from worker.services import audit
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -159,6 +162,7 @@ class Principal:
     name: str
     role: str
     user_id: int | None
+    token_id: int | None = None
 
     @property
     def clinical(self) -> bool:
@@ -174,16 +178,15 @@ bearer_scheme = HTTPBearer(
 
 
 def _user_for(request: Request, token: str) -> Principal | None:
-    try:
-        from worker.services.accounts import token_user
-    except ImportError:  # accounts not installed in this build: installation token only
-        return None
+    from worker.services.accounts import token_lookup
+
     rt: Runtime = request.app.state.runtime
     with session_scope(rt.sessions) as session:
-        user = token_user(session, token)
-        if user is None:
+        found = token_lookup(session, token)
+        if found is None:
             return None
-        return Principal(user.name, user.role, user.id)
+        user, row = found
+        return Principal(user.name, user.role, user.id, row.id)
 
 
 def authorised(
@@ -205,7 +208,70 @@ def authorised(
             raise HTTPException(401, "a valid bearer token is required")
         principal = found
     request.state.principal = principal
+    who = audit.current()
+    if who is not None:  # bound per request by worker/web/access.py; filled in here
+        who.actor = "token" if principal.user_id is not None else "installation_token"
+        who.user_id = principal.user_id
+        who.token_id = principal.token_id
     return principal
+
+
+# Path templates of routes that read one patient's data, by the patient id parameter's name;
+# lists filtered by ?patient_id= count as a view of that patient, unfiltered ones as a search.
+_PATIENT_PARAM = "patient_id"
+
+
+def audit_access(request: Request) -> None:
+    """One audit row per API request, before the route runs (so a read is on record even if
+    the response is lost): GET of patient data is `view` (one patient), `search` (a list) or
+    `export`; any other call is `token_used` (the change itself is recorded by the service)."""
+    from datetime import UTC, datetime
+
+    rt: Runtime = request.app.state.runtime
+    path = request.url.path
+    raw = request.path_params.get(_PATIENT_PARAM) or request.query_params.get(_PATIENT_PARAM)
+    try:
+        patient_id = int(raw) if raw is not None else None
+    except ValueError:
+        patient_id = None
+    if patient_id is not None and not 1 <= patient_id <= MAX_ID:
+        patient_id = None
+    if request.method != "GET":
+        action = "token_used"
+    elif path.endswith("/export"):
+        action = "export"
+    elif path in ("/api/me", "/api/protocols"):
+        action = "token_used"
+    elif path == "/api/audit":
+        action = "view"
+    elif patient_id is None and not any(k.endswith("_id") for k in request.path_params):
+        action = "search"
+    else:
+        action = "view"
+    entity = path.removeprefix("/api/").split("/", 1)[0][:30] or "api"
+    detail: dict[str, Any] = {"method": request.method, "path": path[:200]}
+    if action == "export":
+        detail["format"] = request.query_params.get("format", "")[:10]
+    with session_scope(rt.sessions) as session:
+        audit.record(
+            session,
+            now=datetime.now(UTC),
+            actor="api",
+            action=action,
+            entity=entity,
+            entity_id=patient_id,
+            patient_id=patient_id if _patient_exists(session, patient_id) else None,
+            detail=detail,
+        )
+
+
+def _patient_exists(session: Session, patient_id: int | None) -> bool:
+    # The audit row's patient_id is a foreign key: an id that names nobody goes in `detail`.
+    if patient_id is None:
+        return False
+    from worker.store.models import Patient
+
+    return session.get(Patient, patient_id) is not None
 
 
 def current(request: Request) -> Principal:
@@ -248,11 +314,57 @@ def api_router() -> APIRouter:
     from worker.web.api_patients import patients_router
     from worker.web.api_records import records_router
 
-    router = APIRouter(prefix="/api", dependencies=[Depends(authorised)], responses=ERRORS)
+    router = APIRouter(
+        prefix="/api",
+        dependencies=[Depends(authorised), Depends(audit_access)],
+        responses=ERRORS,
+    )
 
     @router.get("/me", tags=["auth"], summary="Who the token belongs to")
     def me(caller: Caller) -> dict[str, Any]:
         return {"name": caller.name, "role": caller.role, "user_id": caller.user_id}
+
+    @router.get(
+        "/audit",
+        tags=["audit"],
+        summary="The audit trail, newest first (admin role)",
+        responses=FORBIDDEN,
+    )
+    def audit_api(
+        request: Request,
+        session: DB,
+        caller: Caller,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        patient_id: OptionalPatient = None,
+        user_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        since: Annotated[
+            str | None, Query(max_length=40, description="ISO 8601 with an offset")
+        ] = None,
+    ) -> dict[str, Any]:
+        """Who looked at or changed what (see `checkin audit list`)."""
+        from datetime import UTC, datetime
+
+        if caller.role != "admin":
+            raise HTTPException(403, "the audit trail is for the admin role")
+        start = None
+        if since is not None:
+            try:
+                start = datetime.fromisoformat(since)
+                if start.tzinfo is None:
+                    raise ValueError(since)
+                start = start.astimezone(UTC)
+            except (ValueError, OverflowError):
+                raise InvalidInput("since must be ISO 8601 with an offset") from None
+        items, total = audit.list_events(
+            session,
+            patient_id=patient_id,
+            user_id=user_id,
+            since=start,
+            limit=limit,
+            offset=offset,
+        )
+        return page_of(items, total, limit, offset)
 
     router.include_router(patients_router())
     router.include_router(records_router())
@@ -316,9 +428,10 @@ API_DESCRIPTION: Final = """\
 The clinician API: everything the `checkin` command does for patients, consent, enrollments,
 schedules, appointments, the preview, messages, check-ins and answers, follow-ups and export.
 
-* **Auth**: `Authorization: Bearer <token>` on every call, either `CHECKIN_API_TOKEN` (acts as
-  an admin, audited as "api") or a personal token from `checkin users token` (acts with the
-  user's role and name). Without a valid token every call is a 401 and shows nothing. The
+* **Auth**: `Authorization: Bearer <token>` on every call, either `CHECKIN_API_TOKEN` (a
+  bootstrap credential: acts as an admin, audited as `installation_token`; replace it with
+  personal tokens) or a personal token from `checkin users token` (acts with the user's role,
+  audited by user and token id). Every call is recorded in the audit trail (`GET /api/audit`). Without a valid token every call is a 401 and shows nothing. The
   front desk role sees contact details, consent, appointments and appointment requests only
   (403 elsewhere).
 * **Lists** take `limit` (1-500, default 50) and `offset` and return

@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from worker.config import Settings
-from worker.services.errors import InvalidInput, NotFound
+from worker.services.errors import NotFound
 from worker.store.models import CheckIn, FollowUp
 from worker.web.api import (
     DB,
@@ -111,8 +111,8 @@ class AckBody(Input):
             min_length=1,
             max_length=200,
             description=(
-                "Who takes it. Required with the installation token; with a personal token the "
-                "user's own name is recorded and this is ignored."
+                "Ignored: the token's user is recorded (the installation token as "
+                "'installation token'). Accepted for older clients."
             ),
         ),
         Clean,
@@ -183,12 +183,16 @@ def _followup(session: Session, caller: Principal, followup_id: int) -> FollowUp
     return item
 
 
+# Who acknowledged or resolved is who called: the token's user, or the installation token as
+# itself. A `by` in the body is ignored (it was a free-text name anyone could type).
+INSTALLATION_TOKEN_BY = "installation token"  # noqa: S105 (a label)
+
+
 def _by(caller: Principal, given: str | None) -> str:
+    del given
     if caller.user_id is not None:
         return caller.name
-    if given is None or not given.strip():
-        raise InvalidInput("by is required with the installation token: say who acts")
-    return given
+    return INSTALLATION_TOKEN_BY
 
 
 def checkin_out(checkin: CheckIn, answers: dict[str, int]) -> dict[str, Any]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hmac
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
@@ -18,6 +19,7 @@ from sqlalchemy import text
 
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
+from worker.web.access import AccessContext
 from worker.web.answers import answers_router
 from worker.web.api import api_router, install_error_handlers
 from worker.web.dashboard import STATIC, dashboard_router
@@ -32,10 +34,12 @@ def create_app(
 ) -> FastAPI:
     rt = runtime or build_runtime(settings)
     sink = inbound_sink or default_sink(settings, rt)
+    # FastAPI's own docs page loads Swagger UI from a CDN: off. /api/docs is the dashboard's
+    # local page (signed in, strict CSP), or absent with CHECKIN_API_DOCS=0.
     app = FastAPI(
         title="checkin-worker",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -53,6 +57,7 @@ def create_app(
     app.add_middleware(TwilioWebhooks, settings=settings, rt=rt, sink=sink)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
     app.add_middleware(WebhookTimer, histogram=webhook_histogram(process_metrics))
+    app.add_middleware(AccessContext, https=settings.public_url.startswith("https://"))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> JSONResponse:
@@ -69,8 +74,20 @@ def create_app(
 
     exposed = _shared_metrics() or process_metrics
 
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        if metrics_token is not None:
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {metrics_token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return Response(
+                    "a valid bearer token is required (CHECKIN_METRICS_TOKEN)\n",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
         body, content_type = render_metrics(rt, exposed)
         return Response(body, media_type=content_type)
 
@@ -83,6 +100,7 @@ def app_factory() -> FastAPI:
     from worker.logging_setup import configure_logging
 
     settings = load_settings()
+    settings.require_secret_key()
     configure_logging(settings)
     app = create_app(settings)
     freeze_startup_objects()

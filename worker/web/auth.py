@@ -7,7 +7,11 @@ a session cookie or the reverse.
 
 - A signed-in session is also a `web_sessions` row (only the SHA-256 of its random id is
   stored): signing out, a new password or a disabled account ends it on the server, so a copied
-  cookie stops working too. It expires `MAX_AGE` after sign-in.
+  cookie stops working too. It expires `MAX_AGE` after sign-in (absolute timeout) and after
+  CHECKIN_SESSION_IDLE_MINUTES without a request (idle timeout, HIPAA's automatic logoff).
+- Between the password and the second factor the session is `pending` (stage `totp` or
+  `enrol`): it shows no page but the second-factor one and lasts PENDING_MAX_AGE; once the code
+  is right a new session id replaces it.
 - The cookie is HttpOnly, SameSite=Lax, Path=/, and Secure when CHECKIN_PUBLIC_URL is https.
 - Every visitor, signed in or not, has a random CSRF token in the cookie, so the sign-in form is
   protected too. Every POST must carry it (form field `csrf` or header `X-CSRF-Token`), and a
@@ -34,9 +38,11 @@ from worker.store.models import User, WebSession
 
 COOKIE = "checkin_session"
 MAX_AGE = timedelta(hours=12)
+PENDING_MAX_AGE = timedelta(minutes=10)
+# last_seen_at is written at most this often (one UPDATE per request would be wasteful).
+TOUCH_EVERY = timedelta(seconds=30)
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "X-CSRF-Token"
-_LABEL = b"checkin dashboard session v1"
 
 
 @dataclass(frozen=True)
@@ -51,12 +57,10 @@ class SessionData:
 
 
 def session_key(rt: Runtime) -> bytes:
-    base = (
-        rt.settings.secret_key.get_secret_value().encode()
-        if rt.settings.secret_key is not None
-        else rt.link_key
-    )
-    return hmac.new(base, _LABEL, hashlib.sha256).digest()
+    from worker.keys import SESSIONS, derive
+    from worker.services.links import root_secret
+
+    return derive(root_secret(rt.settings, rt.sessions), SESSIONS)
 
 
 def _b64(data: bytes) -> str:
@@ -104,16 +108,29 @@ def anonymous(now: datetime) -> SessionData:
     return SessionData(sid=None, issued=int(now.timestamp()), csrf=secrets.token_urlsafe(24))
 
 
-def sign_in(db: Session, user: User, now: datetime) -> SessionData:
-    """Start a server-side session for `user` (added to `db`'s transaction)."""
+def sign_in(
+    db: Session,
+    user: User,
+    now: datetime,
+    *,
+    stage: str = "full",
+    address: str | None = None,
+    user_agent: str | None = None,
+) -> SessionData:
+    """Start a server-side session for `user` (added to `db`'s transaction). `stage` is `full`,
+    or `totp`/`enrol` while the second factor is outstanding."""
     sid = secrets.token_urlsafe(32)
     db.add(
         WebSession(
             token_hash=_hash(sid),
             user_id=user.id,
             created_at=now,
-            expires_at=now + MAX_AGE,
+            expires_at=now + (MAX_AGE if stage == "full" else PENDING_MAX_AGE),
             revoked_at=None,
+            last_seen_at=now,
+            stage=stage,
+            address=(address or "")[:64] or None,
+            user_agent=(user_agent or "")[:200] or None,
         )
     )
     return SessionData(sid=sid, issued=int(now.timestamp()), csrf=secrets.token_urlsafe(24))
@@ -128,17 +145,86 @@ def sign_out(db: Session, data: SessionData, now: datetime) -> None:
         )
 
 
-def session_user(db: Session, data: SessionData, now: datetime) -> User | None:
-    """The active user of a live session, or None."""
+def _row(db: Session, data: SessionData) -> WebSession | None:
     if data.sid is None:
         return None
-    row = db.scalars(select(WebSession).where(WebSession.token_hash == _hash(data.sid))).first()
+    return db.scalars(select(WebSession).where(WebSession.token_hash == _hash(data.sid))).first()
+
+
+def session_user(
+    db: Session, data: SessionData, now: datetime, idle: timedelta | None = None
+) -> User | None:
+    """The active user of a live, fully signed-in session, or None. With `idle`, a session
+    unused for longer has ended (it is revoked); a live one is marked as seen now."""
+    row = _row(db, data)
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
+    if row.stage != "full":
+        return None
+    if idle is not None:
+        seen = row.last_seen_at or row.created_at
+        if now - seen > idle:
+            row.revoked_at = now
+            return None
+        if now - seen >= TOUCH_EVERY:
+            row.last_seen_at = now
     user = db.get(User, row.user_id)
     if user is None or user.disabled_at is not None:
         return None
     return user
+
+
+def pending_user(db: Session, data: SessionData, now: datetime) -> tuple[WebSession, User] | None:
+    """(session row, user) of a session waiting for its second factor, or None."""
+    row = _row(db, data)
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if row.stage not in ("totp", "enrol"):
+        return None
+    user = db.get(User, row.user_id)
+    if user is None or user.disabled_at is not None:
+        return None
+    return row, user
+
+
+def complete(db: Session, row: WebSession, user: User, now: datetime) -> SessionData:
+    """The second factor is done: the pending session ends and a full one (new id) starts."""
+    row.revoked_at = now
+    return sign_in(db, user, now, address=row.address, user_agent=row.user_agent)
+
+
+def current_session_id(db: Session, data: SessionData) -> int | None:
+    row = _row(db, data)
+    return row.id if row is not None else None
+
+
+def live_sessions(db: Session, user_id: int, now: datetime, idle: timedelta) -> list[WebSession]:
+    """The user's sessions that still work, newest first."""
+    rows = db.scalars(
+        select(WebSession)
+        .where(
+            WebSession.user_id == user_id,
+            WebSession.revoked_at.is_(None),
+            WebSession.expires_at > now,
+            WebSession.stage == "full",
+        )
+        .order_by(WebSession.id.desc())
+    )
+    return [r for r in rows if now - (r.last_seen_at or r.created_at) <= idle]
+
+
+def revoke_session(db: Session, user_id: int, session_id: int, now: datetime) -> bool:
+    """End one of the user's own sessions. False if it is not theirs or already ended."""
+    result = db.execute(
+        update(WebSession)
+        .where(
+            WebSession.id == session_id,
+            WebSession.user_id == user_id,
+            WebSession.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 class Sessions:

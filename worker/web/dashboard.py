@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from worker.domain.names import APPOINTMENT_KINDS, CHANNELS, INSTRUMENTS, LANGUAGES
-from worker.services import accounts
+from worker.services import accounts, audit, throttle, twofactor
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -40,7 +40,12 @@ from worker.web.auth import (
     SessionData,
     Sessions,
     anonymous,
+    complete,
     csrf_ok,
+    current_session_id,
+    live_sessions,
+    pending_user,
+    revoke_session,
     same_origin,
     session_user,
     sign_in,
@@ -82,6 +87,10 @@ NOTICES = {
     "appointment_moved": "Appointment moved; the old reminders will not be sent.",
     "appointment_cancelled": "Appointment cancelled; its reminders will not be sent.",
     "signed_out": "Signed out.",
+    "idle": "You were signed out after a period without activity. Sign in again.",
+    "session_revoked": "That session is signed out.",
+    "signed_out_elsewhere": "Every other session is signed out.",
+    "password_changed": "Password changed; your other sessions are signed out.",
 }
 
 WEEKDAYS = (("MO", "Monday"), ("TU", "Tuesday"), ("WE", "Wednesday"), ("TH", "Thursday"),
@@ -235,14 +244,30 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
     def _can(user: User | None) -> dict[str, bool]:
         if user is None:
-            return {"clinical": False, "ops": False}
+            return {"clinical": False, "ops": False, "admin": False}
         return {
             "clinical": accounts.can_see_clinical(user),
             "ops": accounts.can_see_operations(user),
+            "admin": user.role == "admin",
         }
 
+    idle = timedelta(minutes=settings.session_idle_minutes)
+
     def current_user(db: Session, session: SessionData) -> User | None:
-        return session_user(db, session, datetime.now(UTC))
+        return session_user(db, session, rt.now(), idle)
+
+    def client_address(request: Request) -> str:
+        # The peer uvicorn reports: the proxy's X-Forwarded-For only when it comes from an
+        # address in FORWARDED_ALLOW_IPS (uvicorn's own rule), never a header any caller sets.
+        return (request.client.host if request.client else "unknown")[:64]
+
+    def who_for(request: Request, user: User | None) -> audit.Who:
+        return audit.Who(
+            actor="user" if user else "anonymous",
+            via="web",
+            user_id=user.id if user else None,
+            address=client_address(request),
+        )
 
     def finish(outcome: Outcome, session: SessionData, is_new: bool) -> Response:
         response = outcome.response
@@ -269,12 +294,20 @@ def dashboard_router(rt: Runtime) -> APIRouter:
         renders the form again with the message, in a fresh transaction. `prefetch` runs
         between the two, outside any transaction, for services that open their own (SQLite
         takes its write lock at BEGIN, so a nested transaction would wait for ours)."""
-        now = datetime.now(UTC)
+        now = rt.now()
         session, is_new = sessions().read(request, now)
         with session_scope(rt.sessions) as db:
             user = current_user(db, session)
+            pending = user is None and pending_user(db, session, now) is not None
+        if pending and not _is_script(request) and form is None:
+            # Password given, code outstanding: back to the code, the session kept.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return finish(
+                Outcome(_redirect(f"/login/2fa?{urlencode({'next': target})}")), session, is_new
+            )
         if user is None:
-            if session.signed_in:
+            was_signed_in = session.signed_in and not pending
+            if session.signed_in and not pending:
                 session, is_new = anonymous(now), True
             if _is_script(request):
                 response = JSONResponse({"error": "sign in first"}, status_code=401)
@@ -282,16 +315,15 @@ def dashboard_router(rt: Runtime) -> APIRouter:
             if form is not None:
                 return finish(Outcome(_redirect("/login")), session, is_new)
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return finish(
-                Outcome(_redirect(f"/login?{urlencode({'next': target})}")), session, is_new
-            )
+            query = {"next": target, **({"done": "idle"} if was_signed_in else {})}
+            return finish(Outcome(_redirect(f"/login?{urlencode(query)}")), session, is_new)
         if form is not None and not _post_ok(request, form, session):
             return finish(Outcome(_forbidden(request, user, session)), session, is_new)
         if need is not None and not need(user):
             return finish(Outcome(_denied(request, user, session)), session, is_new)
         try:
             pre = prefetch(now) if prefetch is not None and form is None else None
-            with session_scope(rt.sessions) as db:
+            with audit.acting(who_for(request, user)), session_scope(rt.sessions) as db:
                 result = body(Ctx(request, now, db, user, session, pre))
         except Denied:
             return finish(Outcome(_denied(request, user, session)), session, is_new)
@@ -306,7 +338,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 )
             try:
                 pre = prefetch(now) if prefetch is not None else None
-                with session_scope(rt.sessions) as db:
+                with audit.acting(who_for(request, user)), session_scope(rt.sessions) as db:
                     result = on_error(Ctx(request, now, db, user, session, pre), exc)
             except NotFound as missing:
                 return finish(Outcome(_not_found(request, user, session, missing)), session, is_new)
@@ -373,7 +405,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
     @router.get("/login")
     def login_page(request: Request) -> Response:
-        now = datetime.now(UTC)
+        now = rt.now()
         session, is_new = sessions().read(request, now)
         with session_scope(rt.sessions) as db:
             if current_user(db, session) is not None:
@@ -400,31 +432,415 @@ def dashboard_router(rt: Runtime) -> APIRouter:
         form = await read_form(request)
         return await run_in_threadpool(_login, request, form)
 
+    def _login_page(
+        request: Request, session: SessionData, code: int, target: str, email: str, error: str
+    ) -> Response:
+        return render(
+            "login.html.j2",
+            None,
+            session,
+            code,
+            request=request,
+            next=target,
+            email=email,
+            error=error,
+        )
+
     def _login(request: Request, form: dict[str, str]) -> Response:
-        now = datetime.now(UTC)
+        """Password step. Throttled per account and address (worker/services/throttle.py)
+        before any hash is computed; then either signed in, or on to the second factor."""
+        now = rt.now()
         session, is_new = sessions().read(request, now)
         target = _safe_next(_form_str(form, "next"))
         email = _form_str(form, "email").strip()[:320]
+        address = client_address(request)
         if not _post_ok(request, form, session):
             return finish(Outcome(_forbidden(request, None, session)), session, is_new)
         with session_scope(rt.sessions) as db:
-            user = accounts.authenticate(db, email, _form_str(form, "password"))
-            if user is None:
-                log.info("dashboard: a sign-in failed")
-                page = render(
-                    "login.html.j2",
-                    None,
+            user = accounts.find_user(db, email)
+            refusal = throttle.check(db, user, address, now)
+            if refusal is not None:
+                throttle.fail(db, user, address, refusal.reason, now)
+                page = _login_page(request, session, 429, target, email, refusal.message)
+                return finish(
+                    Outcome(page, extra_headers={"Retry-After": str(refusal.retry_after)}),
                     session,
-                    401,
-                    request=request,
-                    next=target,
-                    email=email,
-                    error="Email or password is wrong, or the account is disabled.",
+                    is_new,
+                )
+        with session_scope(rt.sessions) as db:
+            user = accounts.find_user(db, email)
+            try:
+                ok = accounts.check_password(db, user, _form_str(form, "password")[:1024])
+            except throttle.Busy as exc:
+                page = _login_page(request, session, 503, target, email, str(exc))
+                return finish(Outcome(page, extra_headers={"Retry-After": "5"}), session, is_new)
+            if not ok or user is None or user.disabled_at is not None:
+                reason = "unknown_account" if user is None else ("disabled" if ok else "password")
+                locked = throttle.fail(db, user, address, reason, now)
+                error = "Email or password is wrong, or the account is disabled."
+                if locked:
+                    error = (
+                        "Email or password is wrong. This account is now locked for 15 minutes "
+                        "after too many failed sign-ins; an administrator can unlock it."
+                    )
+                page = _login_page(request, session, 401, target, email, error)
+                return finish(Outcome(page), session, is_new)
+            agent = request.headers.get("user-agent")
+            if twofactor.required(settings, user):
+                twofactor.ensure_secret(user)
+                stage = "totp" if user.totp_confirmed_at is not None else "enrol"
+                fresh = sign_in(db, user, now, stage=stage, address=address, user_agent=agent)
+                log.info("dashboard: user %d passed the password step", user.id)
+                return finish(
+                    Outcome(_redirect(f"/login/2fa?{urlencode({'next': target})}"), session=fresh),
+                    session,
+                    is_new,
+                )
+            fresh = sign_in(db, user, now, address=address, user_agent=agent)
+            _signed_in(db, user, address, now, "password")
+        return finish(Outcome(_redirect(target), session=fresh), session, is_new)
+
+    def _signed_in(db: Session, user: User, address: str, now: datetime, method: str) -> None:
+        throttle.clear(db, user.id)
+        audit.record(
+            db,
+            now=now,
+            actor="user",
+            action="sign_in",
+            entity="user",
+            entity_id=user.id,
+            detail={"method": method},
+            who=audit.Who("user", "web", user_id=user.id, address=address),
+        )
+        log.info("dashboard: user %d signed in from %s", user.id, address)
+
+    def _second_factor_page(
+        request: Request,
+        session: SessionData,
+        user: User,
+        stage: str,
+        target: str,
+        *,
+        code: int = 200,
+        error: str | None = None,
+    ) -> Response:
+        uri = twofactor.otpauth_uri(user, settings.clinic_name or twofactor.ISSUER)
+        return render(
+            "login_2fa.html.j2",
+            None,
+            session,
+            code,
+            request=request,
+            next=target,
+            stage=stage,
+            qr=twofactor.qr_svg(uri) if stage == "enrol" else "",
+            secret=user.totp_secret if stage == "enrol" else "",
+            error=error,
+        )
+
+    @router.get("/login/2fa")
+    def second_factor_page(request: Request) -> Response:
+        now = rt.now()
+        session, is_new = sessions().read(request, now)
+        target = _safe_next(request.query_params.get("next"))
+        with session_scope(rt.sessions) as db:
+            pending = pending_user(db, session, now)
+            if pending is None:
+                return finish(
+                    Outcome(_redirect(f"/login?{urlencode({'next': target})}")), session, is_new
+                )
+            row, user = pending
+            if row.stage == "enrol":
+                twofactor.ensure_secret(user)
+            page = _second_factor_page(request, session, user, row.stage, target)
+        return finish(Outcome(page), session, is_new)
+
+    @router.post("/login/2fa")
+    async def second_factor_submit(request: Request) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_second_factor, request, form)
+
+    def _second_factor(request: Request, form: dict[str, str]) -> Response:
+        """The code step: a TOTP code (enrolment confirms the first one and shows the recovery
+        codes once) or, once enrolled, a recovery code. Wrong codes count as failed sign-ins."""
+        now = rt.now()
+        session, is_new = sessions().read(request, now)
+        target = _safe_next(_form_str(form, "next"))
+        address = client_address(request)
+        if not _post_ok(request, form, session):
+            return finish(Outcome(_forbidden(request, None, session)), session, is_new)
+        code = _form_str(form, "code").strip()[:64]
+        with session_scope(rt.sessions) as db:
+            pending = pending_user(db, session, now)
+            if pending is None:
+                return finish(
+                    Outcome(_redirect(f"/login?{urlencode({'next': target})}")), session, is_new
+                )
+            row, user = pending
+            refusal = throttle.check(db, user, address, now)
+            if refusal is not None and refusal.reason != "backoff":
+                row.revoked_at = now
+                throttle.fail(db, user, address, refusal.reason, now)
+                page = _login_page(
+                    request, anonymous(now), 429, target, user.email, refusal.message
+                )
+                return finish(Outcome(page, session=anonymous(now)), session, is_new)
+            enrol = row.stage == "enrol"
+            method = "totp"
+            ok = twofactor.check_code(user, code, now)
+            if not ok and not enrol and twofactor.use_recovery_code(user, code):
+                ok, method = True, "recovery_code"
+            if not ok:
+                locked = throttle.fail(db, user, address, "second_factor", now)
+                if locked:
+                    row.revoked_at = now
+                    page = _login_page(
+                        request,
+                        anonymous(now),
+                        429,
+                        target,
+                        user.email,
+                        "This account is now locked for 15 minutes after too many failed "
+                        "sign-ins; an administrator can unlock it.",
+                    )
+                    return finish(Outcome(page, session=anonymous(now)), session, is_new)
+                page = _second_factor_page(
+                    request,
+                    session,
+                    user,
+                    row.stage,
+                    target,
+                    code=401,
+                    error="That code is not right. Enter the 6-digit code your app shows now.",
                 )
                 return finish(Outcome(page), session, is_new)
-            fresh = sign_in(db, user, now)
-            log.info("dashboard: user %d signed in", user.id)
+            codes: list[str] = []
+            if enrol:
+                user.totp_confirmed_at = now
+                codes = twofactor.new_recovery_codes(user)
+                audit.record(
+                    db,
+                    now=now,
+                    actor="user",
+                    action="2fa_enrolled",
+                    entity="user",
+                    entity_id=user.id,
+                    who=audit.Who("user", "web", user_id=user.id, address=address),
+                )
+            fresh = complete(db, row, user, now)
+            _signed_in(db, user, address, now, method)
+            if codes:
+                page = render(
+                    "recovery_codes.html.j2",
+                    user,
+                    fresh,
+                    request=request,
+                    codes=codes,
+                    next=target,
+                )
+                return finish(Outcome(page, session=fresh), session, is_new)
         return finish(Outcome(_redirect(target), session=fresh), session, is_new)
+
+    # ------------------------------------------------------------------ one's own account
+
+    @router.get("/account/sessions")
+    def sessions_page(request: Request) -> Response:
+        def body(ctx: Ctx) -> Response:
+            mine = current_session_id(ctx.db, ctx.session)
+            return render(
+                "sessions.html.j2",
+                ctx.user,
+                ctx.session,
+                request=request,
+                rows=live_sessions(ctx.db, ctx.user.id, ctx.now, idle),
+                current=mine,
+                error=None,
+            )
+
+        return handle(request, body)
+
+    @router.post("/account/sessions/{session_id}/revoke")
+    async def revoke_route(request: Request, session_id: int) -> Response:
+        form = await read_form(request)
+
+        def body(ctx: Ctx) -> Outcome | Response:
+            if not revoke_session(ctx.db, ctx.user.id, session_id, ctx.now):
+                raise NotFound(f"no session {session_id} of yours is signed in")
+            audit.record(
+                ctx.db,
+                now=ctx.now,
+                actor="user",
+                action="session_revoked",
+                entity="session",
+                entity_id=session_id,
+            )
+            if session_id == current_session_id(ctx.db, ctx.session):
+                return Outcome(_redirect("/login?done=signed_out"), session=anonymous(ctx.now))
+            return _redirect("/account/sessions?done=session_revoked")
+
+        return await run_in_threadpool(handle, request, body, form=form)
+
+    @router.post("/account/sessions/revoke-others")
+    async def revoke_others_route(request: Request) -> Response:
+        form = await read_form(request)
+
+        def body(ctx: Ctx) -> Response:
+            mine = current_session_id(ctx.db, ctx.session)
+            for row in live_sessions(ctx.db, ctx.user.id, ctx.now, idle):
+                if row.id != mine:
+                    revoke_session(ctx.db, ctx.user.id, row.id, ctx.now)
+            audit.record(
+                ctx.db,
+                now=ctx.now,
+                actor="user",
+                action="signed_out_elsewhere",
+                entity="user",
+                entity_id=ctx.user.id,
+            )
+            return _redirect("/account/sessions?done=signed_out_elsewhere")
+
+        return await run_in_threadpool(handle, request, body, form=form)
+
+    @router.post("/logout/everywhere")
+    async def logout_everywhere(request: Request) -> Response:
+        form = await read_form(request)
+
+        def body(ctx: Ctx) -> Outcome:
+            accounts.end_web_sessions(ctx.db, ctx.user.id, now=ctx.now)
+            audit.record(
+                ctx.db,
+                now=ctx.now,
+                actor="user",
+                action="sign_out_everywhere",
+                entity="user",
+                entity_id=ctx.user.id,
+            )
+            return Outcome(_redirect("/login?done=signed_out"), session=anonymous(ctx.now))
+
+        return await run_in_threadpool(handle, request, body, form=form)
+
+    @router.post("/account/password")
+    async def password_route(request: Request) -> Response:
+        form = await read_form(request)
+        return await run_in_threadpool(_change_password, request, form)
+
+    def _change_password(request: Request, form: dict[str, str]) -> Response:
+        def body(ctx: Ctx) -> Response:
+            if not accounts.check_password(ctx.db, ctx.user, _form_str(form, "current")[:1024]):
+                raise InvalidInput("the current password is not right")
+            new = _form_str(form, "new")
+            if new != _form_str(form, "repeat"):
+                raise InvalidInput("the new passwords differ")
+            accounts.set_password(
+                ctx.db,
+                ctx.user.id,
+                new,
+                now=ctx.now,
+                keep_session_id=current_session_id(ctx.db, ctx.session),
+            )
+            audit.record(
+                ctx.db,
+                now=ctx.now,
+                actor="user",
+                action="password_changed",
+                entity="user",
+                entity_id=ctx.user.id,
+            )
+            return _redirect("/account/sessions?done=password_changed")
+
+        def on_error(ctx: Ctx, exc: Exception) -> Response:
+            return render(
+                "sessions.html.j2",
+                ctx.user,
+                ctx.session,
+                422,
+                request=request,
+                rows=live_sessions(ctx.db, ctx.user.id, ctx.now, idle),
+                current=current_session_id(ctx.db, ctx.session),
+                error=_message(exc),
+            )
+
+        return handle(request, body, form=form, on_error=on_error)
+
+    # ------------------------------------------------------------------ the API's documentation
+
+    @router.get("/api/docs")
+    def api_docs_page(request: Request) -> Response:
+        """The API's operations, drawn on the server from /api/openapi.json: no Swagger UI, no
+        script from anywhere, the dashboard's CSP; signed-in users only; off with
+        CHECKIN_API_DOCS=0."""
+        if not settings.api_docs:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+
+        def body(ctx: Ctx) -> Response:
+            schema = request.app.openapi()
+            operations = []
+            for path, methods in sorted(schema.get("paths", {}).items()):
+                for method, op in methods.items():
+                    params = [f"{p.get('name')} ({p.get('in')})" for p in op.get("parameters", [])]
+                    operations.append(
+                        {
+                            "method": method.upper(),
+                            "path": path,
+                            "summary": op.get("summary", ""),
+                            "description": op.get("description", ""),
+                            "params": params,
+                            "tags": ", ".join(op.get("tags", [])),
+                        }
+                    )
+            return render(
+                "api_docs.html.j2",
+                ctx.user,
+                ctx.session,
+                request=request,
+                operations=operations,
+                description=schema.get("info", {}).get("description", ""),
+            )
+
+        return handle(request, body)
+
+    # ------------------------------------------------------------------ the audit trail
+
+    @router.get("/audit")
+    def audit_page(request: Request) -> Response:
+        q = request.query_params
+
+        def body(ctx: Ctx) -> Response:
+            patient = _int(q.get("patient"), 0) or None
+            user_id = _int(q.get("user"), 0) or None
+            since = None
+            if q.get("since"):
+                try:
+                    since = datetime.fromisoformat(q["since"][:40])
+                    if since.tzinfo is None:
+                        since = since.replace(tzinfo=UTC)
+                    since = since.astimezone(UTC)
+                except (ValueError, OverflowError):
+                    raise InvalidInput("since must be an ISO 8601 time") from None
+            rows, total = audit.list_events(
+                ctx.db, patient_id=patient, user_id=user_id, since=since, limit=200
+            )
+            audit.access(
+                ctx.db,
+                now=ctx.now,
+                action="view",
+                entity="audit",
+                patient_id=patient,
+                detail={"user": user_id},
+            )
+            return render(
+                "audit.html.j2",
+                ctx.user,
+                ctx.session,
+                request=request,
+                rows=rows,
+                total=total,
+                patient=patient or "",
+                filter_user=user_id or "",
+                since=q.get("since", ""),
+            )
+
+        return handle(request, body, need=lambda u: u.role == "admin")
 
     def _end_session(session: SessionData, now: datetime) -> None:
         with session_scope(rt.sessions) as db:
@@ -433,7 +849,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
     @router.post("/logout")
     async def logout(request: Request) -> Response:
         form = await read_form(request)
-        now = datetime.now(UTC)
+        now = rt.now()
         session, is_new = sessions().read(request, now)
         if not _post_ok(request, form, session):
             return finish(Outcome(_forbidden(request, None, session)), session, is_new)
@@ -454,6 +870,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
         def body(ctx: Ctx) -> Response:
             rows = data.queue(ctx.db, ctx.user, ctx.now, status=status)
+            audit.access(ctx.db, now=ctx.now, action="search", entity="followups")
             return render(
                 "queue.html.j2",
                 ctx.user,
@@ -586,6 +1003,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
         q = (request.query_params.get("q") or "").strip()[:100]
 
         def body(ctx: Ctx) -> Response:
+            audit.access(ctx.db, now=ctx.now, action="search", entity="patients", detail={"q": q})
             return render(
                 "patients.html.j2",
                 ctx.user,
@@ -744,6 +1162,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
         from worker.services.schedules import list_schedules
 
         p = get_patient(ctx.db, patient_id)
+        audit.access(ctx.db, now=ctx.now, action="view", patient_id=patient_id)
         clinical = accounts.can_see_clinical(ctx.user)
         days = _int(request.query_params.get("days"), 30, CHART_DAYS)
         limit = _int(request.query_params.get("messages"), 50, (50, 200, 1000))

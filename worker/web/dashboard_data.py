@@ -497,15 +497,32 @@ def chart(
     return svg, table
 
 
-def audit_trail(session: Session, patient_id: int, limit: int = 30) -> list[AuditEvent]:
-    return list(
-        session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.patient_id == patient_id)
-            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-            .limit(limit)
-        )
-    )
+# Reads are audited too (worker/services/audit.py); the patient page lists only changes.
+READ_ACTIONS = ("view", "search", "export")
+
+
+def audit_trail(session: Session, patient_id: int, limit: int = 30) -> list[dict[str, Any]]:
+    """Changes to this patient's record, newest first; `actor` is the user's name when a user
+    made the change, else the system's label (cli:<OS user>, system, patient, ...)."""
+    from worker.store.models import User
+
+    rows = session.execute(
+        select(AuditEvent, User.name)
+        .outerjoin(User, User.id == AuditEvent.user_id)
+        .where(AuditEvent.patient_id == patient_id, AuditEvent.action.not_in(READ_ACTIONS))
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "at": e.at,
+            "actor": name or e.actor,
+            "action": e.action,
+            "entity": e.entity,
+            "entity_id": e.entity_id,
+        }
+        for e, name in rows
+    ]
 
 
 # ---------------------------------------------------------------- operations

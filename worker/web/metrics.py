@@ -253,6 +253,9 @@ def render_metrics(rt: Runtime, process: CollectorRegistry | None = None) -> tup
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(rt))
     registry.register(InboundCollector(rt))
+    from worker.web.access import SignInCollector  # sign-in failures (issue 12)
+
+    registry.register(SignInCollector(rt))
     body = generate_latest(registry)
     if process is not None:
         body += generate_latest(process)

@@ -93,6 +93,15 @@ class TwilioWebhooks:
                 # 200 even for an unknown id, or Twilio retries it for no gain (STYLE.md 2).
                 await _answer(send, 200, b"", None)
         except _Refused as refused:
+            if refused.status == 403:
+                # Who and why, never the body (it may hold a patient's text).
+                client = scope.get("client")
+                log.warning(
+                    "webhook %s refused: address=%s reason=%s",
+                    path,
+                    client[0] if client else "unknown",
+                    refused.detail,
+                )
             title = {400: "Error", 403: "Forbidden", 413: "Too large", 503: "Error"}
             await _problem(send, refused.status, title[refused.status], refused.detail)
 
