@@ -36,7 +36,13 @@ REPLIES = [
     "crisis_reply",
     "oncall_page",
 ]
-SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES]
+APPOINTMENT_REPLIES = [
+    "appointment_confirm",
+    "appointment_reschedule",
+    "appointment_cancel_request",
+    "appointment_late",
+]
+SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES, *APPOINTMENT_REPLIES]
 EMAIL_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", "crisis_reply", "oncall_page"]
 SIMPLE_INSTRUMENT = {
     "checkin_mood": "mood",
@@ -121,7 +127,7 @@ def sms_context(name: str, language: str, when: str | None = None) -> dict[str, 
     if name == "checkin_item":
         return item_context("phq9", language, 8, first=False)
     extra: dict[str, Any] = {}
-    if name in REMINDERS or name == "infusion_prep":
+    if name in REMINDERS or name in ("infusion_prep", "appointment_confirm"):
         extra = {"when": when or WHEN[language], "location": LOCATION}
     elif name == "clarify":
         extra = {"low": 0, "high": 10}
@@ -233,6 +239,7 @@ ONE_SEGMENT_EN = [
     "stop_confirmation",
     "start_confirmation",
     "oncall_page",
+    *APPOINTMENT_REPLIES,
 ]
 
 
@@ -268,7 +275,7 @@ def _every_weekday_and_month() -> Iterator[datetime]:
         yield start + timedelta(days=day)
 
 
-ONE_SEGMENT_BY_DATE = [*REMINDERS, "infusion_prep"]
+ONE_SEGMENT_BY_DATE = [*REMINDERS, "infusion_prep", "appointment_confirm"]
 ONE_SEGMENT_ES = [name for name in ONE_SEGMENT_EN if name != "checkin_item"]
 
 
@@ -631,3 +638,20 @@ def test_the_longest_dates_used_above() -> None:
     assert len(WHEN["en"]) == 20
     assert len(WHEN["es"]) == 17
     assert "á" not in WHEN["es"]
+
+
+@pytest.mark.parametrize(
+    ("name", "language", "expected"),
+    [
+        ("appointment_confirm", "en", f"{CLINIC}: Confirmed: Tue Mar 10, 2:00 PM."),
+        ("appointment_confirm", "es", f"{CLINIC}: Confirmada: mar 10 mar, 14:00."),
+        ("appointment_reschedule", "en", f"{CLINIC}: We'll call you to find a new time."),
+        ("appointment_late", "en", f"{CLINIC}: Thanks for letting us know, see you soon."),
+        ("appointment_late", "es", f"{CLINIC}: Gracias por avisarnos, hasta pronto."),
+    ],
+)
+def test_appointment_replies_say_the_outcome(
+    renderer: Renderer, name: str, language: str, expected: str
+) -> None:
+    when = format_when(datetime(2026, 3, 10, 14, 0), language)
+    assert renderer.sms(name, language, common(language, when=when)) == expected

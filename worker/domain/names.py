@@ -22,6 +22,7 @@ FOLLOWUP_REASONS: Final = (
     "confirm_request",
     "reschedule_request",
     "cancel_request",
+    "late_arrival",
     "opt_out",
     "delivery_failed",
 )

@@ -81,6 +81,7 @@ REASON_TEXT: Final = {
     "confirm_request": "Appointment confirmation",
     "reschedule_request": "Reschedule request",
     "cancel_request": "Cancellation request",
+    "late_arrival": "Running late",
     "opt_out": "Opted out of messages",
     "delivery_failed": "Message delivery failed",
 }
