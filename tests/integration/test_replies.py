@@ -547,3 +547,31 @@ def test_cancelar_opts_out_and_asks_staff_to_check_intent(clinic: Clinic) -> Non
     [f] = followups(clinic, patient=str(pid))
     assert f["reason"] == "opt_out"
     assert f["detail"]["evidence"][0]["check_intent"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("5 out of 10 mood, pain 9", {"mood": 5, "pain": 9}),
+        ("pain 9, couldn't sleep, mood 5/10", {"mood": 5, "pain": 9}),
+        ("hurts 9, mood 5", {"mood": 5, "pain": 9}),
+        ("pain 8-9 mood 5", {"mood": 5, "pain": 9}),  # a range: the worse end
+    ],
+)
+def test_a_score_is_never_hidden_and_high_pain_is_flagged(
+    clinic: Clinic, reply: str, expected: dict[str, int]
+) -> None:
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    send_checkin(clinic, pid, "mood_pain")
+    clinic.text(PHONE, reply)
+    assert responses(clinic, pid) == expected
+    assert "high_pain" in [f["reason"] for f in followups(clinic, patient=str(pid))]
+    assert [i.body for i in clinic.inbound()] == [reply]  # the range stays in the text
+
+
+def test_unclear_labels_are_asked_about_once_and_nothing_is_stored(clinic: Clinic) -> None:
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    send_checkin(clinic, pid, "mood_pain")
+    clinic.text(PHONE, "mood and sleep 4 and 7")
+    assert responses(clinic, pid) == {}
+    assert len([b for b in clinic.sms_to(PHONE) if "could not read" in b]) == 1
