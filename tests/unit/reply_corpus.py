@@ -109,6 +109,12 @@ _HAND: Final[list[Case]] = [
     ("mood 4 pain 7 thx", MP, {"mood": 4, "pain": 7}),
     ("4 / 7", MP, {"mood": 4, "pain": 7}),
     ("pain 7/10 mood 4/10", MP, {"mood": 4, "pain": 7}),
+    ("my back hurts a lot 8", MP, {"pain": 8}),
+    ("me duele la espalda 8", MP, {"pain": 8}),
+    ("me duele mucho, 7. humor 4", MP, {"mood": 4, "pain": 7}),
+    ("my head hurts, mood 5", MP, {"mood": 5}),
+    ("sore today 6 mood 7", MP, {"mood": 7, "pain": 6}),
+    ("knee aching 5", P, {"pain": 5}),
 ]
 
 # The same patterns over many value pairs: numbers, words, orders and separators.

@@ -136,7 +136,9 @@ _FILLERS: Final = _wordset(
     "only solid def definitely almost nearly over under below above least most feels "
     "feeling felt my the "
     "es esta estuvo fue de del en un una como hoy nivel mi el la ha sido tengo tiene mas "
-    "menos bien mal muy unos alrededor casi"
+    "menos bien mal muy unos alrededor casi "
+    # Where it hurts, between a pain word and its number: "hurts a lot 8", "me duele la espalda 8".
+    "lot lots back head neck knee knees leg legs body mucho espalda cabeza rodilla pierna cuerpo"
 )
 _MAX_FILLERS: Final = 5
 _MAX_DIGITS: Final = 9
@@ -413,6 +415,10 @@ def _assign_prefix(
             if _count_readings(tokens, j) > len(wanted):
                 ambiguous = True
             group = wanted
+        # Fewer numbers than labels: the nearest labels take them ("my head hurts, mood 5").
+        following = _count_readings(tokens, j)
+        if 0 < following < len(group):
+            group = group[len(group) - following :]
         for n, key in enumerate(group):
             if n:
                 j = _skip(tokens, j, _CONNECTORS, 2)
