@@ -30,7 +30,7 @@ _EN_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _EN_MONTHS: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 )  # fmt: skip
-_ES_DAYS: Final = ("lun", "mar", "mié", "jue", "vie", "sáb", "dom")
+_ES_DAYS: Final = ("lun", "mar", "mié", "jue", "vie", "sab", "dom")
 _ES_MONTHS: Final = (
     "ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic",
 )  # fmt: skip

@@ -474,3 +474,110 @@ def test_a_positive_phq2_screen_offers_the_full_phq9_next(clinic: Clinic) -> Non
         if m["instrument"] == "phq9"
     ]
     assert len(offered) == 1 and offered[0]["status"] == "sent"
+
+
+def _reminded(clinic: Clinic, pid: int) -> tuple[int, datetime]:
+    """A therapy appointment three days out at 15:00 New York, and its 24-hour reminder sent."""
+    day = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=3)).date()
+    starts = datetime(day.year, day.month, day.day, 15, tzinfo=ZoneInfo("America/New_York"))
+    aid = clinic.cli.json(
+        "appointments", "add", str(pid), "--kind", "therapy", "--at", f"{day}T15:00"
+    )["id"]
+    clinic.cli.json("tick", "--now", (starts - timedelta(days=1)).isoformat())
+    return int(aid), starts
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "verdict"),
+    [
+        ("en", "Yes I'll be there", "confirm"),
+        ("en", "👍", "confirm"),
+        ("es", "ahí estaré", "confirm"),
+        ("en", "can we move it?", "reschedule"),
+        ("es", "otro día?", "reschedule"),
+        ("en", "I can't make it", "cancel_request"),
+        ("es", "no puedo ir", "cancel_request"),
+        ("en", "running 10 min late", "late"),
+        ("es", "llego tarde", "late"),
+    ],
+)
+def test_appointment_replies_in_the_patients_own_words(
+    clinic: Clinic, language: str, text: str, verdict: str
+) -> None:
+    from worker.rendering import format_when
+    from worker.services.accounts import FRONTDESK_REASONS
+
+    pid = clinic.patient(PHONE, "--language", language)
+    aid, starts = _reminded(clinic, pid)
+    before = len(clinic.sms_to(PHONE))
+    clinic.text(PHONE, text)
+    replies = clinic.sms_to(PHONE)[before:]
+    [appt] = clinic.cli.json("appointments", "list", str(pid))
+    found = followups(clinic, patient=str(pid))
+    assert len(replies) == 1
+    reply = replies[0]
+    assert "we got your answer" not in reply and "recibimos su respuesta" not in reply
+    if verdict == "confirm":
+        when = format_when(starts.replace(tzinfo=None), language)
+        assert reply.endswith(f"{'Confirmed' if language == 'en' else 'Confirmada'}: {when}.")
+        assert appt["confirmed_at"] is not None and found == []
+        return
+    assert appt["confirmed_at"] is None
+    reason = {
+        "reschedule": "reschedule_request",
+        "cancel_request": "cancel_request",
+        "late": "late_arrival",
+    }[verdict]
+    [f] = found
+    assert (f["reason"], f["severity"]) == (reason, "routine")
+    assert reason in FRONTDESK_REASONS  # the front-desk queue shows it
+    assert f["detail"]["evidence"][0]["appointment_id"] == aid  # type: ignore[index]
+    expected = {
+        ("en", "late"): "Thanks for letting us know, see you soon.",
+        ("es", "late"): "Gracias por avisarnos, hasta pronto.",
+    }.get((language, verdict), "call you" if language == "en" else "Le llamaremos")
+    assert expected in reply
+    # Not an opt-out: texts still go.
+    assert clinic.cli.json("patients", "show", str(pid))["consent"]["sms"]["granted"] is True
+
+
+def test_own_words_without_a_recent_reminder_are_left_to_a_human(clinic: Clinic) -> None:
+    pid = clinic.patient(PHONE)
+    clinic.text(PHONE, "I can't make it")
+    assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["unparseable_reply"]
+
+
+def test_cancelar_opts_out_and_asks_staff_to_check_intent(clinic: Clinic) -> None:
+    pid = clinic.patient(PHONE, "--language", "es")
+    clinic.text(PHONE, "Cancelar")
+    [f] = followups(clinic, patient=str(pid))
+    assert f["reason"] == "opt_out"
+    assert f["detail"]["evidence"][0]["check_intent"] is True  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("5 out of 10 mood, pain 9", {"mood": 5, "pain": 9}),
+        ("pain 9, couldn't sleep, mood 5/10", {"mood": 5, "pain": 9}),
+        ("hurts 9, mood 5", {"mood": 5, "pain": 9}),
+        ("pain 8-9 mood 5", {"mood": 5, "pain": 9}),  # a range: the worse end
+    ],
+)
+def test_a_score_is_never_hidden_and_high_pain_is_flagged(
+    clinic: Clinic, reply: str, expected: dict[str, int]
+) -> None:
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    send_checkin(clinic, pid, "mood_pain")
+    clinic.text(PHONE, reply)
+    assert responses(clinic, pid) == expected
+    assert "high_pain" in [f["reason"] for f in followups(clinic, patient=str(pid))]
+    assert [i.body for i in clinic.inbound()] == [reply]  # the range stays in the text
+
+
+def test_unclear_labels_are_asked_about_once_and_nothing_is_stored(clinic: Clinic) -> None:
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    send_checkin(clinic, pid, "mood_pain")
+    clinic.text(PHONE, "mood and sleep 4 and 7")
+    assert responses(clinic, pid) == {}
+    assert len([b for b in clinic.sms_to(PHONE) if "could not read" in b]) == 1

@@ -378,6 +378,29 @@ def test_is_yes_refuses_anything_else(text: str) -> None:
         ("x", "cancel_request"),
         ("cancel my appointment", "cancel_request"),
         ("cancelar la cita", "cancel_request"),
+        ("ok", "confirm"),  # only ever read after a recent reminder
+        ("OK", "confirm"),
+        ("👍", "confirm"),
+        ("yes I'll be there", "confirm"),
+        ("Yes I\u2019ll be there!", "confirm"),
+        ("see you then", "confirm"),
+        ("will be there", "confirm"),
+        ("sí", "confirm"),
+        ("ahí estaré", "confirm"),
+        ("can we move it", "reschedule"),
+        ("different day?", "reschedule"),
+        ("can I reschedule?", "reschedule"),
+        ("otro día", "reschedule"),
+        ("can't make it", "cancel_request"),
+        ("I cant make it", "cancel_request"),
+        ("I need to cancel", "cancel_request"),
+        ("no puedo ir", "cancel_request"),
+        ("running late", "late"),
+        ("running 10 min late", "late"),
+        ("10 min late", "late"),
+        ("llego tarde", "late"),
+        ("voy a llegar tarde", "late"),
+        ("I'll be there but running late", "late"),
     ],
 )
 def test_appointment_replies(text: str, expected: str) -> None:
@@ -385,7 +408,22 @@ def test_appointment_replies(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["CANCEL", "cancel", "Cancel.", "ok", "OK", "xx", "xoxo", "cc", "STOP", "4 7", ""]
+    "text",
+    [
+        "CANCEL",
+        "cancel",
+        "Cancel.",
+        "cancelar",
+        "xx",
+        "xoxo",
+        "cc",
+        "STOP",
+        "4 7",
+        "",
+        "mood 4 pain 7, see you then",  # an answer first
+        "my pain is bad today",
+        "I'll be there, I was so sad all week and my back has been hurting more than usual lately",
+    ],
 )
 def test_cancel_ok_and_the_rest_are_not_appointment_replies(text: str) -> None:
     assert appointment_reply(text) is None

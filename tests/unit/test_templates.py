@@ -37,7 +37,13 @@ REPLIES = [
     "oncall_page",
     "possible_risk_reply",
 ]
-SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES]
+APPOINTMENT_REPLIES = [
+    "appointment_confirm",
+    "appointment_reschedule",
+    "appointment_cancel_request",
+    "appointment_late",
+]
+SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES, *APPOINTMENT_REPLIES]
 EMAIL_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", "crisis_reply", "oncall_page"]
 SIMPLE_INSTRUMENT = {
     "checkin_mood": "mood",
@@ -73,10 +79,8 @@ def _longest_when(language: str, weekday: int | None = None) -> str:
     )
 
 
-# The longest date string each language produces; Saturday separately for Spanish, whose "sáb"
-# is the one weekday outside GSM-7.
-WHEN = {"en": _longest_when("en"), "es": _longest_when("es", weekday=2)}
-WHEN_SATURDAY_ES = _longest_when("es", weekday=5)
+# The longest date string each language produces.
+WHEN = {"en": _longest_when("en"), "es": _longest_when("es")}
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +128,7 @@ def sms_context(name: str, language: str, when: str | None = None) -> dict[str, 
     if name == "checkin_item":
         return item_context("phq9", language, 8, first=False)
     extra: dict[str, Any] = {}
-    if name in REMINDERS or name == "infusion_prep":
+    if name in REMINDERS or name in ("infusion_prep", "appointment_confirm"):
         extra = {"when": when or WHEN[language], "location": LOCATION}
     elif name == "clarify":
         extra = {"low": 0, "high": 10}
@@ -236,6 +240,7 @@ ONE_SEGMENT_EN = [
     "stop_confirmation",
     "start_confirmation",
     "oncall_page",
+    *APPOINTMENT_REPLIES,
 ]
 
 
@@ -264,33 +269,54 @@ def test_english_questionnaire_items_fit_one_segment_except_the_long_published_o
     assert segments(first) == 2, first
 
 
-@pytest.mark.parametrize(
-    "name", ["checkin_mood", "checkin_pain", "checkin_mood_pain", "checkin_sleep", *REMINDERS]
-)
-def test_spanish_prompts_and_reminders_fit_two_segments_and_stay_gsm7(
+# Every date a message can carry: each weekday in each month, at the widest time of day.
+def _every_weekday_and_month() -> Iterator[datetime]:
+    start = datetime(2026, 1, 1, 12, 30)
+    for day in range(365):
+        yield start + timedelta(days=day)
+
+
+ONE_SEGMENT_BY_DATE = [*REMINDERS, "infusion_prep", "appointment_confirm"]
+ONE_SEGMENT_ES = [name for name in ONE_SEGMENT_EN if name != "checkin_item"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", ONE_SEGMENT_BY_DATE)
+def test_dated_messages_fit_one_gsm7_segment_on_every_weekday_and_month(
+    renderer: Renderer, name: str, language: str
+) -> None:
+    seen: set[tuple[int, int]] = set()
+    for local in _every_weekday_and_month():
+        when = format_when(local, language)
+        body = renderer.sms(name, language, sms_context(name, language, when=when))
+        assert when in body
+        assert encoding(body) == "GSM-7", body
+        assert segments(body) == 1, (len(body), body)
+        seen.add((local.weekday(), local.month))
+    assert len(seen) == 7 * 12
+
+
+@pytest.mark.parametrize("name", ONE_SEGMENT_ES)
+def test_spanish_prompts_reminders_and_replies_fit_one_gsm7_segment(
     renderer: Renderer, name: str
 ) -> None:
-    # The fixed Spanish wording avoids á, í, ó, ú, so these go as GSM-7 (160 a segment).
+    # The fixed Spanish wording avoids á, í, ó, ú (é, ñ, ü and ¿ are GSM-7).
     body = renderer.sms(name, "es", sms_context(name, "es"))
     assert encoding(body) == "GSM-7", body
-    assert segments(body) <= 2, body
+    assert segments(body) == 1, (len(body), body)
 
 
-@pytest.mark.parametrize("name", [*REMINDERS, "infusion_prep"])
-def test_spanish_saturday_reminders_are_ucs2_and_counted_honestly(
-    renderer: Renderer, name: str
-) -> None:
-    # "sáb" puts the whole message in UCS-2 (70 a segment): with the long location that is 3.
-    body = renderer.sms(name, "es", sms_context(name, "es", when=WHEN_SATURDAY_ES))
-    assert "sáb" in body
-    assert encoding(body) == "UCS-2"
-    assert segments(body) == 3
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_two_number_clarification_fits_one_segment(renderer: Renderer, language: str) -> None:
+    body = renderer.sms("clarify", language, common(language, low=0, high=10, numbers=2))
+    assert encoding(body) == "GSM-7", body
+    assert segments(body) == 1, body
 
 
-def test_spanish_infusion_prep_is_two_gsm7_segments_on_other_days(renderer: Renderer) -> None:
-    body = renderer.sms("infusion_prep", "es", sms_context("infusion_prep", "es"))
-    assert encoding(body) == "GSM-7"
-    assert segments(body) == 2
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_weekday_and_month_names_are_gsm7(language: str) -> None:
+    for local in _every_weekday_and_month():
+        assert is_gsm7(format_when(local, language)), format_when(local, language)
 
 
 # Spanish questionnaire items are published with á, í, ó, ú: always UCS-2. Measured maximum
@@ -644,7 +670,7 @@ def test_a_custom_templates_dir(tmp_path: Any) -> None:
         (datetime(2026, 3, 1, 0, 5), "es", "dom 1 mar, 0:05"),
         (datetime(2026, 9, 30, 12, 30), "en", "Wed Sep 30, 12:30 PM"),
         (datetime(2026, 9, 30, 12, 30), "es", "mié 30 sep, 12:30"),
-        (datetime(2026, 9, 26, 9, 0), "es", "sáb 26 sep, 9:00"),
+        (datetime(2026, 9, 26, 9, 0), "es", "sab 26 sep, 9:00"),
         (datetime(2026, 12, 31, 23, 59), "en", "Thu Dec 31, 11:59 PM"),
         (datetime(2026, 1, 2, 11, 59), "en", "Fri Jan 2, 11:59 AM"),
     ],
@@ -661,7 +687,24 @@ def test_format_when_rejects_an_unknown_language() -> None:
 def test_the_longest_dates_used_above() -> None:
     assert len(WHEN["en"]) == 20
     assert len(WHEN["es"]) == 17
-    assert WHEN_SATURDAY_ES.startswith("sáb ")
+    assert "á" not in WHEN["es"]
+
+
+@pytest.mark.parametrize(
+    ("name", "language", "expected"),
+    [
+        ("appointment_confirm", "en", f"{CLINIC}: Confirmed: Tue Mar 10, 2:00 PM."),
+        ("appointment_confirm", "es", f"{CLINIC}: Confirmada: mar 10 mar, 14:00."),
+        ("appointment_reschedule", "en", f"{CLINIC}: We'll call you to find a new time."),
+        ("appointment_late", "en", f"{CLINIC}: Thanks for letting us know, see you soon."),
+        ("appointment_late", "es", f"{CLINIC}: Gracias por avisarnos, hasta pronto."),
+    ],
+)
+def test_appointment_replies_say_the_outcome(
+    renderer: Renderer, name: str, language: str, expected: str
+) -> None:
+    when = format_when(datetime(2026, 3, 10, 14, 0), language)
+    assert renderer.sms(name, language, common(language, when=when)) == expected
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

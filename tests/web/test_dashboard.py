@@ -539,3 +539,19 @@ def test_the_cookie_is_secure_behind_https(sqlite_url: str, public_url: str) -> 
         assert header.startswith(COOKIE) and "secure" in header and "httponly" in header
     finally:
         rt.close()
+
+
+def test_the_front_desk_sees_appointment_replies_in_the_patients_words(
+    clinic: Clinic, web: Browser
+) -> None:
+    pid = clinic.patient(PHONE)
+    at = local_at(3, 15)
+    clinic.cli.json("appointments", "add", str(pid), "--kind", "therapy", "--at", at)
+    starts = datetime.fromisoformat(at).replace(tzinfo=ZoneInfo("America/New_York"))
+    clinic.cli.json("tick", "--now", (starts - timedelta(days=1)).isoformat())
+    clinic.text(PHONE, "running 10 min late")
+    clinic.text(PHONE, "can we move it?")
+    web.sign_in(add_account(clinic, "frontdesk"))
+    queue = web.get("/queue").text
+    assert "Running late" in queue
+    assert "Reschedule request" in queue

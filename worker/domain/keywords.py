@@ -26,7 +26,7 @@ Hyperbole such as "I'd rather die than go to the dentist" is matched: a false po
 Keywords are whole-message. Choices: HELP/INFO/AYUDA must stand alone ("help me" may be
 distress, so it goes to a human rather than an automatic reply); "para", "alto", "basta",
 "cancelar" are Spanish opt-outs (whole message only); "leave me alone" and "wrong number" are
-not opt-outs (a human reads them); OK is not an appointment confirmation.
+not opt-outs (a human reads them). After a recent reminder, OK and 👍 confirm the appointment.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from collections.abc import Iterable
 from typing import Final, Literal
 
 Keyword = Literal["opt_out", "opt_in", "help"]
-AppointmentReply = Literal["confirm", "reschedule", "cancel_request"]
+AppointmentReply = Literal["confirm", "reschedule", "cancel_request", "late"]
 
 # Phones send U+2019 for "'" and U+201C/D for quotes; "´" and "`" are typed as apostrophes too.
 _QUOTES: Final = str.maketrans(
@@ -543,14 +543,61 @@ _RESCHEDULE_RES: Final = (
 _CANCEL_REQUEST_RES: Final = (re.compile(f"(cancel|cancelar) {_APPOINTMENT}"),)
 
 
+# A patient's own words, English and Spanish, matched anywhere in a short message (accents
+# folded). Checked in this order: "I'll be there but running late" is late, "can't make it, can
+# we move it?" a reschedule.
+_OWN_PATTERNS: Final[tuple[tuple[AppointmentReply, str], ...]] = (
+    (
+        "late",
+        r"running late|run late|running behind|(?:be|am|i'm|im) (?:a (?:bit|little) )?late"
+        r"|\d{1,3} ?(?:min|mins|minutes|minute) (?:late|behind)|(?:llego|llegare|voy) tarde"
+        r"|voy a llegar tarde|llegando tarde|(?:un poco|unos minutos) tarde",
+    ),
+    (
+        "reschedule",
+        r"move it|move my|move the|different (?:day|time|date)|another (?:day|time|date)"
+        r"|(?:can|could|may) (?:i|we) reschedule|(?:need|want|have|like) to reschedule"
+        r"|new (?:time|day|date)|change (?:the|my) (?:time|day|date|appointment|appt)"
+        r"|otro dia|otra (?:fecha|hora|dia)|cambiar (?:la|mi) (?:cita|hora|fecha)"
+        r"|reprogramar|reagendar",
+    ),
+    (
+        "cancel_request",
+        r"(?:can't|won't|not going to|unable to|couldn't) make it|can't come|can't go"
+        r"|won't be (?:able to make it|there|coming)|(?:need|have|want|going) to cancel"
+        r"|(?:i'll|i will|i must|must) cancel|no (?:puedo|podre|voy a poder) (?:ir|asistir|llegar)"
+        r"|(?:tengo|necesito|quiero) que cancelar|(?:necesito|quiero) cancelar",
+    ),
+    (
+        "confirm",
+        r"(?:i'll|i will|we'll|we will|will) be there|see you (?:then|there|tomorrow|soon)"
+        r"|sounds good|ahi estare|alli estare|ahi estaremos|nos vemos|de acuerdo|claro que si",
+    ),
+)
+_OWN_WORDS: Final = tuple(
+    (verdict, re.compile(rf"\b(?:{pattern})\b")) for verdict, pattern in _OWN_PATTERNS
+)
+_OWN_WORDS_MAX: Final = 12  # words; a longer message is a story for a human to read
+_CONFIRM_ALONE: Final = frozenset({"ok", "okay", "k", "kk", "👍", "👌", "✅", "vale", "perfecto"})
+_NUMBER_RE: Final = re.compile(r"\d")
+
+
 def appointment_reply(text: str) -> AppointmentReply | None:
     """The reply to an appointment reminder the whole message makes, or None.
 
-    C, Y, YES (and the other `is_yes` words), CONFIRM, CONFIRMED -> "confirm"; R, RESCHEDULE ->
-    "reschedule"; X -> "cancel_request"; also "confirm/reschedule/cancel my appointment" and
-    Spanish "confirmo", "reprogramar", "cancelar la cita". OK is not a confirmation (it may only
-    acknowledge the reminder), and CANCEL alone is not an appointment reply: it is an opt-out word.
+    C, Y, YES (and the other `is_yes` words), CONFIRM, CONFIRMED, OK, 👍 -> "confirm"; R,
+    RESCHEDULE -> "reschedule"; X -> "cancel_request"; also "confirm/reschedule/cancel my
+    appointment" and Spanish "confirmo", "reprogramar", "cancelar la cita". A patient's own
+    words in a short message: "yes I'll be there", "see you then", "ahí estaré" -> "confirm";
+    "can we move it", "different day?", "otro día" -> "reschedule"; "can't make it", "I need to
+    cancel", "no puedo ir" -> "cancel_request"; "running late", "10 min late", "llego tarde" ->
+    "late". A message with any other number in it ("mood 4 pain 7, see you then") is left to the
+    answer parser. CANCEL alone is not an appointment reply: it is an opt-out word. The caller
+    applies this only when a reminder was sent recently.
     """
+    folded = strip_accents(normalize(text)).strip(" .!?\t\r\n")
+    if folded in _CONFIRM_ALONE or (folded and set(folded.replace(" ", "")) <= {"👍"}):
+        return "confirm"
     forms = _forms(text, _AFFIRM_FILLERS)
     if _in(forms, _CONFIRM_WORDS) or _fullmatch(forms, _CONFIRM_RES):
         return "confirm"
@@ -558,6 +605,15 @@ def appointment_reply(text: str) -> AppointmentReply | None:
         return "reschedule"
     if _in(forms, _CANCEL_REQUEST_WORDS) or _fullmatch(forms, _CANCEL_REQUEST_RES):
         return "cancel_request"
+    if len(folded.split()) > _OWN_WORDS_MAX:
+        return None
+    for verdict, pattern in _OWN_WORDS:
+        match = pattern.search(folded)
+        if match is None:
+            continue
+        if _NUMBER_RE.search(folded[: match.start()] + folded[match.end() :]):
+            return None  # "mood 4 pain 7, see you then": an answer first
+        return verdict
     return None
 
 

@@ -23,6 +23,7 @@ FOLLOWUP_REASONS: Final = (
     "confirm_request",
     "reschedule_request",
     "cancel_request",
+    "late_arrival",
     "opt_out",
     "delivery_failed",
     "phq9_item9_unanswered",

@@ -13,8 +13,15 @@ extra words around the numbers. Decisions where texting is ambiguous:
 - A label for an item that is not expected is honoured only when the expected items have labels
   of their own: "mood 4 pain 7" to a pain-only check-in reads pain 7 and ignores the 4, while a
   PHQ-9 sleep item answered "sleep 2" reads 2.
+- A number written just before a label that has no number after it belongs to that label, even
+  when other labels follow: "5 out of 10 mood, pain 9" -> mood 5, pain 9. Body-pain words
+  ("killing me", "hurts", "back pain", "me duele") are pain labels. In a list of labels, a label
+  for an item not asked takes no position ("pain 8, couldn't sleep, mood 2"); if more numbers
+  follow than the asked labels can take, the answer is ambiguous (asked once).
 - "N/M", "N out of M", "N of M", "N de M" with M equal to the scale maximum is one value N;
-  otherwise both are numbers ("4/7" -> 4 and 7; "4-7" -> 4 and 7, even if meant as a range).
+  otherwise both are numbers ("4/7" -> 4 and 7). "6-7" after a label, or to a one-item question,
+  is a range stored as its worse end (`HIGHER_IS_BETTER` says which); unlabelled "4-7" to two
+  items is 4 and 7.
 - Decimals are not rounded: a non-integer ("6.5") makes the answer "ambiguous" on these integer
   scales, so the patient is asked once. "7.0" is 7. "6,5" is two numbers (so also ambiguous for
   a single item). Signs are ignored ("-2" reads 2).
@@ -41,10 +48,34 @@ from worker.domain.keywords import normalize, skeleton, strip_accents
 
 Problem = Literal["no_numbers", "out_of_range", "ambiguous"]
 
+# Items whose scale reads "higher is better"; for every other item a higher number is worse.
+# A range ("pain 6-7", "mood 3-4") is stored as its worse end, so flags see the worse value.
+HIGHER_IS_BETTER: Final = frozenset({"mood", "sleep"})
+
 DEFAULT_LABEL_WORDS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "mood": ("mood", "m", "animo", "ánimo", "estado", "estado de animo", "humor"),
-        "pain": ("pain", "p", "dolor", "d"),
+        # Body-pain words label a pain number too: "my back is killing me 8/10", "hurts 7".
+        "pain": (
+            "pain",
+            "p",
+            "dolor",
+            "d",
+            "back pain",
+            "backache",
+            "killing me",
+            "hurts",
+            "hurt",
+            "hurting",
+            "aching",
+            "aches",
+            "ache",
+            "sore",
+            "headache",
+            "migraine",
+            "me duele",
+            "duele",
+        ),
         "sleep": ("sleep", "s", "sueño", "sueno"),
     }
 )
@@ -107,7 +138,9 @@ _FILLERS: Final = _wordset(
     "only solid def definitely almost nearly over under below above least most feels "
     "feeling felt my the "
     "es esta estuvo fue de del en un una como hoy nivel mi el la ha sido tengo tiene mas "
-    "menos bien mal muy unos alrededor casi"
+    "menos bien mal muy unos alrededor casi "
+    # Where it hurts, between a pain word and its number: "hurts a lot 8", "me duele la espalda 8".
+    "lot lots back head neck knee knees leg legs body mucho espalda cabeza rodilla pierna cuerpo"
 )
 _MAX_FILLERS: Final = 5
 _MAX_DIGITS: Final = 9
@@ -127,6 +160,7 @@ _STRIP_RES: Final = (
     re.compile(r"\ba\s+la\s+\d+\b"),  # "a la 1" (one o'clock)
 )
 _AM_PM_RE: Final = re.compile(r"\b([ap])\.\s?m\b\.?")
+_RANGE_RE: Final = re.compile(r"(?<![\d/.:-])(\d{1,2})\s*[-\u2013]\s*(\d{1,2})(?![\d/.:-])")
 _APOSTROPHE_S_RE: Final = re.compile(r"'s\b")
 
 
@@ -154,6 +188,7 @@ class _Token:
     end: int
     value: int | None = None  # for "num"
     label: str | None = None  # the item a number is assigned to by a label word
+    upper: int | None = None  # "6-7": this token is 6 and `upper` is 7
     reduced: str = field(default="")  # skeleton of a word
 
 
@@ -248,6 +283,7 @@ class _Labels:
         self.words = frozenset(part for phrase, _ in phrases for part in phrase)
         # Labels are only read when the expected items have labels of their own.
         self.active = any(label_words.get(key) for key in item_keys)
+        self.expected = frozenset(item_keys)
 
     def is_label(self, token: _Token) -> bool:
         """Whether the word is part of any label, expected item or not ("pain7", "m4")."""
@@ -285,7 +321,8 @@ def _is_reading(token: _Token) -> bool:
     return token.kind in ("num", "dec")
 
 
-def _assign_labels(tokens: list[_Token], labels: _Labels) -> None:
+def _assign_labels(tokens: list[_Token], labels: _Labels) -> bool:
+    """Sets each labelled number's `label`; True when the labels make the text ambiguous."""
     starts: dict[int, tuple[str, int]] = {}
     i = 0
     while i < len(tokens):
@@ -297,11 +334,47 @@ def _assign_labels(tokens: list[_Token], labels: _Labels) -> None:
             i = found[1]
     numbers = [i for i, token in enumerate(tokens) if _is_reading(token)]
     if not starts or not numbers:
-        return
+        return False
+    _assign_trailing(tokens, starts)
+    if not starts:
+        return False
     if numbers[0] < min(starts) and max(starts) > numbers[-1]:
         _assign_postfix(tokens, starts)
-    else:
-        _assign_prefix(tokens, starts, labels)
+        return False
+    return _assign_prefix(tokens, starts, labels)
+
+
+def _reading_follows(tokens: list[_Token], j: int) -> bool:
+    j = _skip(tokens, j, _FILLERS, _MAX_FILLERS)
+    return j < len(tokens) and _is_reading(tokens[j])
+
+
+def _assign_trailing(tokens: list[_Token], starts: dict[int, tuple[str, int]]) -> None:
+    """A number written just before a label that has no number of its own after it belongs to
+    that label, whatever the rest of the text does: "5 out of 10 mood, pain 9" is mood 5.
+
+    Such labels are taken out of `starts` so that they cannot also claim a later number.
+    """
+    back = _POSTFIX_LABEL | _ARTICLES | {"out", "of"}
+    for i, (key, after) in sorted(starts.items()):
+        if _reading_follows(tokens, after):
+            continue
+        j, words = i - 1, 0
+        while j >= 0 and (
+            tokens[j].kind in ("skip", "slash") or (tokens[j].text in back and words < 3)
+        ):
+            words += tokens[j].kind == "word"
+            j -= 1
+        if j < 0 or not _is_reading(tokens[j]) or tokens[j].label is not None:
+            continue
+        # Not when a label before the number claims it: "mood 4 pain" stays mood 4.
+        k, fillers = j - 1, 0
+        while k >= 0 and tokens[k].kind == "word" and tokens[k].text in _FILLERS and fillers < 5:
+            k, fillers = k - 1, fillers + 1
+        if k >= 0 and any(end == k + 1 for _, end in starts.values()):
+            continue
+        tokens[j].label = key
+        del starts[i]
 
 
 def _assign_postfix(tokens: list[_Token], starts: dict[int, tuple[str, int]]) -> None:
@@ -320,8 +393,13 @@ def _assign_postfix(tokens: list[_Token], starts: dict[int, tuple[str, int]]) ->
 
 def _assign_prefix(
     tokens: list[_Token], starts: dict[int, tuple[str, int]], labels: _Labels
-) -> None:
-    """Labels before their numbers: "mood 4 pain 7", "mood and pain: 4, 7", "m4 p7"."""
+) -> bool:
+    """Labels before their numbers: "mood 4 pain 7", "mood and pain: 4, 7", "m4 p7".
+
+    Returns True when a list of labels mixing asked and unasked items is followed by more
+    numbers than the asked ones can take (the answer is then ambiguous).
+    """
+    ambiguous = False
     in_group: set[int] = set()
     for i, (first, after) in sorted(starts.items()):
         if i in in_group:
@@ -332,6 +410,17 @@ def _assign_prefix(
             group.append(starts[k][0])
             j = starts[k][1]
         j = _skip(tokens, j, _FILLERS, _MAX_FILLERS)
+        wanted = [key for key in group if key in labels.expected]
+        if len(group) > 1 and len(wanted) < len(group):
+            # "pain 8, couldn't sleep, mood 2" with sleep not asked: "sleep" takes no number.
+            # When more numbers follow than the asked labels can take, the text is unclear.
+            if _count_readings(tokens, j) > len(wanted):
+                ambiguous = True
+            group = wanted
+        # Fewer numbers than labels: the nearest labels take them ("my head hurts, mood 5").
+        following = _count_readings(tokens, j)
+        if 0 < following < len(group):
+            group = group[len(group) - following :]
         for n, key in enumerate(group):
             if n:
                 j = _skip(tokens, j, _CONNECTORS, 2)
@@ -347,6 +436,15 @@ def _assign_prefix(
             found = labels.at(tokens, j)
             if found is not None:
                 token.label = found[0]
+    return ambiguous
+
+
+def _count_readings(tokens: list[_Token], j: int) -> int:
+    count = 0
+    while j < len(tokens) and _is_reading(tokens[j]):
+        count += 1
+        j = _skip(tokens, j + 1, _CONNECTORS, 2)
+    return count
 
 
 def _label_answers(text: str, answer_labels: Sequence[str]) -> list[int]:
@@ -375,6 +473,38 @@ def _label_answers(text: str, answer_labels: Sequence[str]) -> list[int]:
         if value not in values:
             values.append(value)
     return values
+
+
+def _join_ranges(tokens: list[_Token], prepared: str) -> None:
+    """ "6-7": the first number carries the second as `upper`; the second stops being a reading.
+
+    Whether it is a range or two answers ("4-7" to mood and pain) is settled after labelling.
+    """
+    for match in _RANGE_RE.finditer(prepared):
+        first = next((t for t in tokens if t.start == match.start(1) and t.kind == "num"), None)
+        second = next((t for t in tokens if t.start == match.start(2) and t.kind == "num"), None)
+        if first is not None and second is not None and second.value is not None:
+            first.upper = second.value
+            second.kind = "range_end"
+
+
+def _settle_ranges(tokens: list[_Token], item_keys: Sequence[str]) -> None:
+    """A labelled range ("pain 6-7"), or any range to a one-item question, is one value: its worse
+    end (the text, kept with the inbound message, still shows both). An unlabelled "4-7" to a
+    two-item question stays two numbers, as before."""
+    for token in tokens:
+        if token.kind == "range_end":
+            token.kind = "num"
+    for i, token in enumerate(tokens):
+        if token.upper is None or token.kind != "num" or token.value is None:
+            continue
+        key = token.label or (item_keys[0] if len(item_keys) == 1 else None)
+        if key is None:
+            continue
+        low, high = sorted((token.value, token.upper))
+        token.value = low if key in HIGHER_IS_BETTER else high
+        end = next(t for t in tokens[i + 1 :] if t.kind == "num")
+        end.kind = "skip"
 
 
 def parse_answer(
@@ -409,6 +539,7 @@ def parse_answer(
     for pattern in _STRIP_RES:
         prepared = pattern.sub(" ", prepared)
     tokens = _tokens(prepared)
+    _join_ranges(tokens, prepared)
 
     for i, token in enumerate(tokens):
         if token.kind not in ("num", "dec"):
@@ -418,7 +549,8 @@ def parse_answer(
             token.kind = "skip"
         if denominator is not None:
             tokens[denominator].kind = "skip"
-    _assign_labels(tokens, labels)
+    unclear = _assign_labels(tokens, labels)
+    _settle_ranges(tokens, item_keys)
 
     readings = [t for t in tokens if t.kind in ("num", "dec")]
     found = tuple(t.value for t in readings if t.kind == "num" and t.value is not None)
@@ -440,7 +572,7 @@ def parse_answer(
         return ParsedAnswer({}, False, "no_numbers", found)
 
     ambiguous = ParsedAnswer({}, False, "ambiguous", found)
-    if any(value is None for _, value in pairs):
+    if unclear or any(value is None for _, value in pairs):
         return ambiguous  # a decimal on an integer scale
     read: dict[str, int] = {}
     unlabelled: list[int] = []

@@ -36,7 +36,9 @@ MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "ck_"  # noqa: S105 (a label that makes leaked tokens recognisable)
 
 # Follow-up reasons the front desk sees and may act on; everything else is clinical.
-FRONTDESK_REASONS = frozenset({"confirm_request", "reschedule_request", "cancel_request"})
+FRONTDESK_REASONS = frozenset(
+    {"confirm_request", "reschedule_request", "cancel_request", "late_arrival"}
+)
 
 
 @lru_cache(maxsize=1)

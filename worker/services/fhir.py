@@ -81,6 +81,7 @@ REASON_TEXT: Final = {
     "confirm_request": "Appointment confirmation",
     "reschedule_request": "Reschedule request",
     "cancel_request": "Cancellation request",
+    "late_arrival": "Running late",
     "opt_out": "Opted out of messages",
     "delivery_failed": "Message delivery failed",
     "phq9_item9_unanswered": "PHQ-9 item 9 unanswered",

@@ -13,8 +13,9 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,10 +23,18 @@ from sqlalchemy.orm import Session
 
 from worker.domain.answer_words import is_clear_zero
 from worker.domain.instruments import Instrument, get_instrument
-from worker.domain.keywords import appointment_reply, classify_keyword, find_opt_out, is_yes
+from worker.domain.keywords import (
+    AppointmentReply,
+    appointment_reply,
+    classify_keyword,
+    find_opt_out,
+    is_cancel_word,
+    is_yes,
+)
 from worker.domain.replies import ParsedAnswer, parse_answer
 from worker.domain.risk import RiskMatch, assess_risk
 from worker.domain.rules import ITEM9_KEY, evaluate_answer
+from worker.rendering import format_when
 from worker.services.answers import answers_so_far, raise_flags, raise_worsening
 from worker.services.crisis import page, start_crisis_path
 from worker.services.followups import raise_followup
@@ -48,6 +57,12 @@ log = logging.getLogger(__name__)
 INBOUND: Table = InboundMessage.__table__  # type: ignore[assignment]
 HELP_TO_UNKNOWN_EVERY = timedelta(days=1)
 APPOINTMENT_REPLY_WINDOW = timedelta(days=4)
+# The front-desk follow-up each appointment reply opens (a confirmation needs none).
+_APPOINTMENT_FOLLOWUPS: dict[AppointmentReply, str] = {
+    "reschedule": "reschedule_request",
+    "cancel_request": "cancel_request",
+    "late": "late_arrival",
+}
 # An answer that may be to a check-in whose send is not settled yet (the provider accepted it
 # but our row is still `sending` or `unknown`: a worker died, a timeout) waits for it, so that it
 # is stored against the right check-in; at most this long, then it is read as it stands.
@@ -181,7 +196,9 @@ class _Processor:
 
     def reply(self, template: str, purpose: str, context: dict[str, Any] | None = None) -> None:
         """A reply by SMS to whoever wrote, exempt from quiet hours (they just wrote to us)."""
-        if template in ("ack", "clarify") and self.opted_out():
+        if (
+            template in ("ack", "clarify") or template.startswith("appointment_")
+        ) and self.opted_out():
             # After a STOP only its confirmation goes (and HELP, and a crisis reply): an answer
             # that arrives after it, or overtook it on the way, is stored without a reply.
             return
@@ -342,14 +359,14 @@ class _Processor:
             )
             # Exactly one confirmation: only when this message changed the consent.
             self.reply("stop_confirmation", "stop")
-            cancel = body.strip(" .!?\t\r\n").lower() == "cancel"
+            cancel = is_cancel_word(body)  # CANCEL or "cancelar": maybe meant the appointment
             self.followup(
                 "opt_out",
                 "routine",
                 channel="sms",
                 check_intent=cancel,
                 note=(
-                    "Patient replied CANCEL: check whether they meant an appointment."
+                    "Patient replied CANCEL (or cancelar): check whether they meant an appointment."
                     if cancel
                     else "Patient opted out of SMS: reach them another way if needed."
                 ),
@@ -395,15 +412,19 @@ class _Processor:
         if reminded is None:
             return False
         detail = {"appointment_id": reminded.id, "starts_at": reminded.starts_at.isoformat()}
+        context: dict[str, Any] = {}
         if verdict == "confirm":
             if reminded.confirmed_at is None:
                 reminded.confirmed_at = self.now
                 reminded.updated_at = self.now
-        elif verdict == "reschedule":
-            self.followup("reschedule_request", "routine", **detail)
+            starts = reminded.starts_at
+            starts = starts if starts.tzinfo is not None else starts.replace(tzinfo=UTC)
+            local = starts.astimezone(ZoneInfo(self.patient.tz)).replace(tzinfo=None)
+            context["when"] = format_when(local, self.lang)
         else:
-            self.followup("cancel_request", "routine", **detail)
-        self.reply("ack", "ack")
+            self.followup(_APPOINTMENT_FOLLOWUPS[verdict], "routine", **detail)
+        # The outcome in the patient's words ("Confirmed: Tue Mar 10, 2:00 PM."), not a generic ack.
+        self.reply(f"appointment_{verdict}", "ack", context)
         self.done(f"appointment_{verdict}")
         return True
 

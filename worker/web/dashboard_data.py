@@ -49,6 +49,7 @@ REASON_LABELS = {
     "confirm_request": "Appointment confirmation",
     "reschedule_request": "Reschedule request",
     "cancel_request": "Cancellation request",
+    "late_arrival": "Running late",
     "opt_out": "Opted out of SMS",
     "delivery_failed": "Delivery failed",
 }
