@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
-from tests.integration.clinic import ONCALL_PHONE, Clinic
+from tests.integration.clinic import ONCALL_PHONE, Clinic, open_clinic
 from tests.web.conftest import Account, add_account
 from tests.web.test_browser import no_sideways_scroll, shot
 from worker.store.db import session_scope
@@ -216,3 +217,42 @@ def test_scores_pages_and_escalation_fit_the_phone_width(
     assert "Backup paged, page 6" in phone.inner_text("#pages")
     no_sideways_scroll(phone)
     shot(phone, screenshots, "followup-phone-full", full_page=True)
+
+
+@pytest.fixture
+def mfa_clinic(sqlite_url: str, twilio_emulator: Any, smtp_server: object) -> Iterator[Clinic]:
+    c = open_clinic(sqlite_url, twilio_emulator, smtp_server, CHECKIN_REQUIRE_2FA="1")
+    yield c
+    c.close()
+
+
+def test_the_page_link_survives_the_second_factor(chromium: Any, mfa_clinic: Clinic) -> None:
+    """At 2 a.m. the on-call opens the link on a phone, signs in with password and code (here
+    enrolling the second factor on the way) and lands on the follow-up, ready to acknowledge."""
+    clinic = mfa_clinic
+    clinic.patient(PATIENT)
+    clinic.text(PATIENT, TEXT)
+    link = page_link(clinic)
+    with session_scope(clinic.rt.sessions) as session:
+        (item,) = session.scalars(select(FollowUp)).all()
+        fid = item.id
+    context = chromium.new_context(viewport=PHONE_VIEWPORT, is_mobile=True, has_touch=True)
+    context.set_default_timeout(15_000)
+    try:
+        pg = context.new_page()
+        sign_in_at(pg, link, add_account(clinic, "clinician"))
+        pg.wait_for_url(f"**/login/2fa?next=%2Ffollowups%2F{fid}")
+        secret = pg.inner_text("#totp-secret").strip()
+        pg.fill("#code", pyotp.TOTP(secret).now())
+        pg.click("button:has-text('Continue')")
+        assert pg.locator("#recovery-codes li").count() == 10
+        pg.click("#continue")
+        pg.wait_for_url(f"**/followups/{fid}")
+        assert pg.inner_text("h1") == "Pat Doe"
+        pg.get_by_role("button", name="Acknowledge").click()
+        pg.wait_for_url("**done=acknowledged**")
+    finally:
+        context.close()
+    with session_scope(clinic.rt.sessions) as session:
+        acked = session.get(FollowUp, fid)
+        assert acked is not None and acked.status == "acknowledged"
