@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from worker.cli_export import export_cmd
+from worker.cli_hl7 import app as hl7_app
+from worker.cli_import import app as import_app
 from worker.cli_ops import app as ops_app
 from worker.cli_users import app as users_app
 
@@ -54,6 +56,8 @@ app.add_typer(responses_app, name="responses")
 app.add_typer(users_app, name="users")
 app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
+app.add_typer(hl7_app, name="hl7")
+app.add_typer(import_app, name="import")
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 NowOpt = typer.Option(None, "--now", help="Act as if it were this moment (ISO 8601 with offset).")

@@ -24,5 +24,6 @@ FOLLOWUP_REASONS: Final = (
     "cancel_request",
     "opt_out",
     "delivery_failed",
+    "no_show",
 )
 SEVERITIES: Final = ("urgent", "high", "routine")
