@@ -184,6 +184,7 @@ def upsert_appointment(
     actor: str,
     existing: Appointment | None = None,
     match_time: bool = False,
+    allow_past_new: bool = True,
 ) -> tuple[Appointment, Outcome]:
     """Book the appointment, or bring the known one (by id, or `existing`) up to date.
 
@@ -200,6 +201,8 @@ def upsert_appointment(
             )
         ).first()
     if appt is None:
+        if not allow_past_new and a.starts_at <= now:
+            raise InvalidInput("the appointment time is in the past")
         appt = appts.add_appointment(
             session,
             patient.id,
