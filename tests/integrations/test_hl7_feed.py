@@ -164,3 +164,41 @@ def test_siu_feed_over_mllp(db_url, console) -> None:
     assert cli.json("preview", str(p2), "--days", "30", "--now", NOW.isoformat()) == []
     shown = cli.json("appointments", "list", str(p1))
     assert shown[0]["external_ids"]
+
+
+def test_feed_state_in_ops_status_and_metrics(sqlite_url, console) -> None:
+    from worker.web.metrics import render_metrics
+
+    rt = build_runtime(
+        make_settings(sqlite_url, clinic_tz="America/New_York", clock=f"{NOW.isoformat()}@1"),
+        channels=console,
+    )
+    ctx = _ctx(rt)
+
+    async def scenario() -> None:
+        async with listener(ctx) as port:
+            client = await Client.open(port)
+            await client.send(siu("S12", "M1"))
+            await client.send(siu("S12", "M2", mrn=None, placer="A-9"))
+            await client.send_raw(b"garbage")
+            await client.close()
+
+    asyncio.run(scenario())
+    body = render_metrics(rt)[0].decode()
+    assert 'checkin_hl7_messages_total{outcome="applied"} 1.0' in body
+    assert 'checkin_hl7_messages_total{outcome="no_patient_id"} 1.0' in body
+    assert 'checkin_hl7_messages_total{outcome="not_hl7"} 1.0' in body
+    assert "checkin_hl7_last_message_age_seconds" in body
+    rt.close()
+    cli = Checkin({"CHECKIN_DATABASE_URL": sqlite_url})
+    later = "2026-12-01T17:05:00+00:00"
+    feed = cli.json("ops", "status", "--now", later)["hl7_feed"]
+    assert feed == {
+        "received": 3,
+        "applied": 1,
+        "pending": 0,
+        "refused": {"no_patient_id": 1, "not_hl7": 1},
+        "last_message_seconds": 300.0,
+    }
+    text = cli.run("ops", "status", "--now", later).stdout
+    assert "hl7 feed" in text and "received 3  applied 1  refused 2" in text

@@ -86,6 +86,13 @@ def test_it_shows_queues_outbox_lag_recent_failures_and_urgent_followups(
             "errors_by_code": {"20429": 1, "21211": 2, "30005": 1},
         },
         "urgent_followups": {"open": 1, "acknowledged": 1, "oldest_open_seconds": 600.0},
+        "hl7_feed": {
+            "received": 0,
+            "applied": 0,
+            "pending": 0,
+            "refused": {},
+            "last_message_seconds": None,
+        },
     }
 
 

@@ -245,6 +245,7 @@ def runtime(request: Request) -> Runtime:
 
 
 def api_router() -> APIRouter:
+    from worker.web.api_fhir import fhir_router
     from worker.web.api_patients import patients_router
     from worker.web.api_records import records_router
 
@@ -256,6 +257,7 @@ def api_router() -> APIRouter:
 
     router.include_router(patients_router())
     router.include_router(records_router())
+    router.include_router(fhir_router())
     return router
 
 

@@ -234,6 +234,9 @@ def render_metrics(rt: Runtime, process: CollectorRegistry | None = None) -> tup
     metrics, e.g. webhook latency) when given."""
     registry = CollectorRegistry()
     registry.register(DatabaseCollector(rt))
+    from worker.services.hl7_ops import Hl7FeedCollector
+
+    registry.register(Hl7FeedCollector(rt))
     body = generate_latest(registry)
     if process is not None:
         body += generate_latest(process)
