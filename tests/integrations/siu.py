@@ -33,7 +33,7 @@ def siu(
     pid3 = f"{mrn}^^^HOSP^MR" if mrn else ""
     segs = [
         f"MSH|^~\\&|{sender}|CHECKIN|CLINIC|20261201120000||SIU^{trigger}^SIU_S12|{control_id}|P|2.5.1",
-        f"SCH|{placer}^PMS|F-{placer}^EHR|||||{kind}|||||^^60^{start or ''}",
+        f"SCH|{placer}^PMS|F-{placer}^EHR|||||{kind}||||^^60^{start or ''}",
         f"PID|1||{pid3}||{name}||19800102|F|||||{phone}~{email}||{language}",
         "RGS|1",
         f"AIS|1||{kind}|{start or ''}",

@@ -82,13 +82,17 @@ class _Fields:
         enc = msh[4:].split(self.field_sep)[0][:4]
         enc += "^~\\&"[len(enc) :]
         self.component, self.repetition, self.escape, self.sub = enc[0], enc[1], enc[2], enc[3]
+        self._split: dict[str, list[str]] = {}
 
     def raw(self, seg: str, n: int) -> str:
-        try:
-            segment = self.message.segment(seg)
-        except KeyError:
-            return ""
-        parts = str(segment).split(self.field_sep)
+        parts = self._split.get(seg)
+        if parts is None:
+            try:
+                segment = self.message.segment(seg)
+            except KeyError:
+                return ""
+            # Rendering a python-hl7 segment back to text is costly: once per segment.
+            parts = self._split[seg] = str(segment).split(self.field_sep)
         # MSH-1 is the separator itself, so MSH-n is at index n - 1 of the split text.
         index = n - 1 if seg == "MSH" else n
         return parts[index] if index < len(parts) else ""

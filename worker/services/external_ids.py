@@ -30,19 +30,26 @@ def check(system: str, value: str) -> tuple[str, str]:
     return system, value
 
 
+def owners(
+    session: Session, entity: Entity, ids: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """{(system, value): our id} for those of `ids` already known (one query)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(ExternalId.system, ExternalId.value, ExternalId.entity_id).where(
+            ExternalId.entity == entity, ExternalId.value.in_({v for _, v in wanted})
+        )
+    ).all()
+    return {(s, v): int(e) for s, v, e in rows if (s, v) in wanted}
+
+
 def find(session: Session, entity: Entity, ids: Iterable[tuple[str, str]]) -> int | None:
     """Our id of the first of `ids` (system, value) already known, else None."""
-    for system, value in ids:
-        found = session.scalar(
-            select(ExternalId.entity_id).where(
-                ExternalId.entity == entity,
-                ExternalId.system == system,
-                ExternalId.value == value,
-            )
-        )
-        if found is not None:
-            return int(found)
-    return None
+    ordered = list(ids)
+    known = owners(session, entity, ordered)
+    return next((known[i] for i in ordered if i in known), None)
 
 
 def link(
@@ -54,8 +61,10 @@ def link(
     now: datetime,
 ) -> None:
     """Attach each (system, value) to our row; one already naming another row is refused."""
-    for system, value in ids:
-        owner = find(session, entity, [(system, value)])
+    ordered = list(ids)
+    known = owners(session, entity, ordered)
+    for system, value in ordered:
+        owner = known.get((system, value))
         if owner == entity_id:
             continue
         if owner is not None:

@@ -190,7 +190,7 @@ def _apply(
                 .where(Hl7Message.id == row_id)
                 .values(patient_id=patient_id, appointment_id=appointment_id)
             )
-        log.info("hl7 %s applied (inbox %d)", header.event, row_id)
+        log.debug("hl7 %s applied (inbox %d)", header.event, row_id)
         return "AA", "applied", None
     except siu.Refusal as refusal:
         reason, text = refusal.reason, refusal.text
@@ -245,6 +245,7 @@ def _apply_event(
             now=now,
             actor=ACTOR,
             existing=known,
+            known_absent=known is None,  # just looked up: no second query
         )
         return patient.id, appt.id
     # S15 cancel, S17 delete, S26 no-show: about an appointment we must already know.

@@ -185,13 +185,14 @@ def upsert_appointment(
     existing: Appointment | None = None,
     match_time: bool = False,
     allow_past_new: bool = True,
+    known_absent: bool = False,
 ) -> tuple[Appointment, Outcome]:
     """Book the appointment, or bring the known one (by id, or `existing`) up to date.
 
     A cancelled appointment is never revived: InvalidInput. With `match_time` (CSV files
     without ids) a booked appointment of the patient at the same instant is the same one."""
     a = clean_appointment(a)
-    appt = existing or find_appointment(session, a.ids)
+    appt = existing if existing is not None or known_absent else find_appointment(session, a.ids)
     if appt is None and match_time:
         appt = session.scalars(
             select(Appointment).where(
