@@ -202,3 +202,31 @@ def test_feed_state_in_ops_status_and_metrics(sqlite_url, console) -> None:
     }
     text = cli.run("ops", "status", "--now", later).stdout
     assert "hl7 feed" in text and "received 3  applied 1  refused 2" in text
+
+
+def test_one_new_patient_on_two_connections_at_once_is_one_patient(db_url, console) -> None:
+    """Two bookings for the same new MRN arriving together on two connections, and the same
+    message delivered on both: one patient, two appointments, the duplicate applied once."""
+    rt = build_runtime(make_settings(db_url, clinic_tz="America/New_York"), channels=console)
+    ctx = _ctx(rt)
+
+    async def scenario() -> list[str]:
+        async with listener(ctx) as port:
+            clients = [await Client.open(port) for _ in range(4)]
+            texts = [
+                siu("S12", "R1", mrn="MRN9", placer="X-1"),
+                siu("S12", "R2", mrn="MRN9", placer="X-2"),
+                siu("S12", "R3", mrn="MRN9", placer="X-3"),
+                siu("S12", "R3", mrn="MRN9", placer="X-3"),
+            ]
+            acks = await asyncio.gather(*(c.send(t) for c, t in zip(clients, texts, strict=True)))
+            for c in clients:
+                await c.close()
+            return [ack_code(a) for a in acks]
+
+    assert asyncio.run(scenario()) == ["AA"] * 4
+    with rt.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Patient)) == 1
+        assert s.scalar(select(func.count()).select_from(Appointment)) == 3
+        assert s.scalar(select(func.count()).select_from(Hl7Message)) == 3
+    rt.close()

@@ -78,8 +78,16 @@ def handle(ctx: FeedContext, text: str) -> Result:
         )
     try:
         row_id, done = _store(ctx, text, header, now)
-        if done is None:
-            done = _apply(ctx, row_id, message, header, now)
+        for attempt in range(3):
+            if done is not None:
+                break
+            try:
+                done = _apply(ctx, row_id, message, header, now)
+            except IntegrityError:
+                # Two connections created the same new patient (one MRN) at once: the loser's
+                # transaction rolled back whole; applying again finds the winner's row.
+                if attempt == 2:
+                    raise
     except SQLAlchemyError as exc:
         log.warning(
             "hl7 message not applied (database: %s); the sender will resend", type(exc).__name__
@@ -90,6 +98,7 @@ def handle(ctx: FeedContext, text: str) -> Result:
             "unavailable",
             siu.ack("AR", header, now=now, ack_id=ack_id, reason="unavailable", text=text_),
         )
+    assert done is not None
     code, outcome, error = done
     return Result(
         code,
