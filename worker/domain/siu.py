@@ -121,7 +121,14 @@ class _Fields:
         return re.sub(f"{e}([FSRET]){e}", lambda m: table[m.group(1)], value).strip()
 
     def first_sub(self, value: str) -> str:
-        return value.split(self.sub)[0].strip()
+        """The first subcomponent of a raw (still escaped) component, unescaped."""
+        return self.unescape(value.split(self.sub)[0])
+
+    def get_sub(self, seg: str, n: int, comp: int = 1) -> str:
+        reps = self.reps(seg, n)
+        if not reps or len(reps[0]) < comp:
+            return ""
+        return self.first_sub(reps[0][comp - 1])
 
 
 def parse(text: str) -> tuple[Any, Header]:
@@ -200,7 +207,7 @@ def read_siu(message: Any, header: Header, mapping: Hl7Mapping, clinic_tz: str) 
     if chosen is None:
         raise Refusal("no_patient_id", "PID-3 (patient identifier) is empty")
     mrn = f.unescape(chosen[0])
-    authority = f.first_sub(f.unescape(chosen[3])) if len(chosen) > 3 else ""
+    authority = f.first_sub(chosen[3]) if len(chosen) > 3 else ""
     if not authority:
         authority = f.get("MSH", 4) or f.get("MSH", 3) or "local"
     family, given = f.get("PID", 5, 1), f.get("PID", 5, 2)
@@ -253,7 +260,7 @@ def read_siu(message: Any, header: Header, mapping: Hl7Mapping, clinic_tz: str) 
                 "add it to the HL7 mapping file",
             )
     # AIL-3 (PL): point of care, room, bed, facility; the description (PL-9) when that is all.
-    parts = [f.first_sub(f.get("AIL", 3, n)) for n in (1, 2, 3, 4)]
+    parts = [f.get_sub("AIL", 3, n) for n in (1, 2, 3, 4)]
     location = " ".join(p for p in parts if p) or f.get("AIL", 3, 9) or None
     return SiuEvent(
         trigger=trigger,
