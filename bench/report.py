@@ -734,6 +734,9 @@ def render(results: dict[str, Any]) -> str:
         "own database. Redis: a redis-server started per run. Raw results: `bench/results/*.json`; "
         "the last run's process logs: `bench/results/logs/`.",
     ]
+    burst = HERE / "HL7_BURST.md"  # written by `python -m bench.hl7_burst` (run on its own)
+    if burst.exists():
+        lines += ["", "<!-- hl7_burst -->", burst.read_text().strip(), "<!-- /hl7_burst -->"]
     lines += ["", "## Analysis", ""]
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().strip()]

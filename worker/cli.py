@@ -19,6 +19,8 @@ import typer
 
 from worker.cli_audit import app as audit_app
 from worker.cli_export import export_cmd
+from worker.cli_hl7 import app as hl7_app
+from worker.cli_import import app as import_app
 from worker.cli_ops import app as ops_app
 from worker.cli_users import app as users_app
 
@@ -56,6 +58,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
+app.add_typer(hl7_app, name="hl7")
+app.add_typer(import_app, name="import")
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 NowOpt = typer.Option(None, "--now", help="Act as if it were this moment (ISO 8601 with offset).")

@@ -51,6 +51,16 @@ def render(data: dict[str, Any]) -> str:
         ),
         ("escalation ladder", _pairs(urgent.get("ladder", {}))),
     ]
+    feed = data.get("hl7_feed")
+    if feed and feed["received"]:
+        rows.append(
+            (
+                "hl7 feed",
+                f"received {feed['received']}  applied {feed['applied']}  "
+                f"refused {sum(feed['refused'].values())} ({_pairs(feed['refused'])})  "
+                f"last {_age(feed['last_message_seconds'])} ago",
+            )
+        )
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label.ljust(width)}  {value}" for label, value in rows)
 

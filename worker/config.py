@@ -243,6 +243,17 @@ class Settings(BaseSettings):
     # `/api/docs` (a local Swagger-free page behind sign-in); false turns it off (404).
     api_docs: bool = True
 
+    # Integrations (docs/integrations.md). The MLLP listener for HL7 v2 SIU scheduling feeds
+    # runs only when CHECKIN_HL7_PORT is set; it binds CHECKIN_HL7_HOST.
+    hl7_port: int | None = Field(default=None, ge=1, le=65535)
+    hl7_host: str = "127.0.0.1"
+    # A known MRN's phone/email/name/language are updated from the feed only when allowed.
+    hl7_update_contacts: bool = False
+    # The zone of feed times that carry no UTC offset, and of patients the feed creates.
+    clinic_tz: str | None = None
+    # A YAML file of appointment-type codes -> kinds, over the shipped worker/hl7_mapping.yaml.
+    hl7_mapping: str | None = None
+
     @field_validator("send_window")
     @classmethod
     def _check_window(cls, v: str) -> str:
@@ -319,6 +330,20 @@ class Settings(BaseSettings):
                 raise ValueError(f"the rate for {sender} must be a number >= 0")
         return v
 
+    @field_validator("clinic_tz")
+    @classmethod
+    def _check_clinic_tz(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        from worker.domain.schedule import ScheduleError, validate_zone
+
+        try:
+            return validate_zone(v.strip())
+        except ScheduleError:
+            raise ValueError(
+                f"expected an IANA time zone such as America/New_York, got {v!r}"
+            ) from None
+
     @field_validator("database_url")
     @classmethod
     def _check_db(cls, v: str) -> str:
@@ -383,6 +408,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "CHECKIN_REDIS_URL is required when CHECKIN_BROKER_URL is amqp:// "
                 "(SMS pacing is shared through Redis; or set CHECKIN_SMS_RATE=0)"
+            )
+        if self.hl7_port is not None and self.clinic_tz is None:
+            raise ValueError(
+                "CHECKIN_CLINIC_TZ is required when CHECKIN_HL7_PORT is set (feed times "
+                "without an offset, and new patients, are in the clinic's zone)"
             )
         if self.email_backend == "smtp" and not self.email_from:
             raise ValueError("CHECKIN_EMAIL_FROM is required when CHECKIN_EMAIL_BACKEND=smtp")

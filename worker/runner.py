@@ -194,6 +194,8 @@ def run_all(
         Child("worker-bulk", cli("worker", "-Q", "bulk", "-c", "4", "--name", "bulk", *metrics(1))),
         Child("beat", cli("beat", "--schedule-file", "var/celerybeat-schedule")),
     ]
+    if settings.hl7_port is not None:  # the HL7 v2 MLLP listener: only when a feed is set up
+        children.append(Child("hl7", cli("hl7", "listen")))
     supervised = list(children)
     if redis is not None:
         redis_child = _redis_child(redis)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 CHECKIN = Path(sys.prefix) / "bin" / "checkin"
 
-CHECKIN_SERVICES = ("migrate", "web", "worker-urgent", "worker-bulk", "beat")
+CHECKIN_SERVICES = ("migrate", "web", "worker-urgent", "worker-bulk", "beat", "hl7")
 MONITORING = ("prometheus", "blackbox", "grafana")
 SERVICES = ("postgres", "redis", *CHECKIN_SERVICES, "flower", "mailpit", "proxy", *MONITORING)
 COMMANDS = {
@@ -39,6 +39,7 @@ COMMANDS = {
     "worker-urgent": ["worker", "-Q", "urgent", "-c", "8", "--name", "urgent"],
     "worker-bulk": ["worker", "-Q", "bulk", "-c", "4", "--name", "bulk"],
     "beat": ["beat", "--schedule-file", "/var/lib/checkin/celerybeat-schedule"],
+    "hl7": ["hl7", "listen", "--host", "0.0.0.0", "--port", "2575"],
 }
 # Every variable of CONTRACT.md's configuration table.
 CONTRACT_VARIABLES = (
@@ -211,6 +212,15 @@ def test_start_order_uses_health_and_completion(compose: dict[str, Any]) -> None
     for name in ("web", "worker-urgent", "worker-bulk"):
         assert service(compose, name)["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert service(compose, "flower")["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+def test_the_hl7_listener_is_off_unless_its_profile_is_asked_for(compose: dict[str, Any]) -> None:
+    hl7 = service(compose, "hl7")
+    assert hl7["profiles"] == ["hl7"]
+    assert "2575:2575" in hl7["ports"]
+    assert hl7["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # Not in the shared environment: every other service would then need CHECKIN_CLINIC_TZ.
+    assert "CHECKIN_HL7_PORT" not in compose["x-checkin-env"]
 
 
 def test_exactly_one_beat(compose: dict[str, Any]) -> None:

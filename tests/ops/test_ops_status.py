@@ -91,6 +91,13 @@ def test_it_shows_queues_outbox_lag_recent_failures_and_urgent_followups(
             "oldest_open_seconds": 600.0,
             "ladder": {"oncall": 1, "backup": 0, "admins": 0, "unpaged": 0},
         },
+        "hl7_feed": {
+            "received": 0,
+            "applied": 0,
+            "pending": 0,
+            "refused": {},
+            "last_message_seconds": None,
+        },
     }
 
 

@@ -27,5 +27,6 @@ FOLLOWUP_REASONS: Final = (
     "opt_out",
     "delivery_failed",
     "phq9_item9_unanswered",
+    "no_show",
 )
 SEVERITIES: Final = ("urgent", "high", "routine")

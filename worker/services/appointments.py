@@ -38,12 +38,19 @@ def add_appointment(
     at: str,
     location: str | None = None,
     actor: str = "cli",
+    starts_at: datetime | None = None,
+    allow_past: bool = False,
 ) -> Appointment:
+    """Book an appointment at `at` (patient-local text) or at the instant `starts_at`.
+
+    `allow_past` is for feeds and imports, which also carry visits already held (a no-show
+    arrives afterwards); the planner plans no reminder that fell due before the booking."""
     patient = get_patient(session, patient_id)
     if kind not in APPOINTMENT_KINDS:
         raise InvalidInput(f"--kind must be one of {', '.join(APPOINTMENT_KINDS)}, got {kind!r}")
-    starts_at = parse_local(at, patient.tz)
-    if starts_at <= now:
+    if starts_at is None:
+        starts_at = parse_local(at, patient.tz)
+    if starts_at <= now and not allow_past:
         raise InvalidInput("the appointment time is in the past")
     appt = Appointment(
         patient_id=patient_id,
@@ -78,15 +85,25 @@ def get_appointment(session: Session, appointment_id: int) -> Appointment:
 
 
 def reschedule(
-    session: Session, appointment_id: int, *, now: datetime, at: str, actor: str = "cli"
+    session: Session,
+    appointment_id: int,
+    *,
+    now: datetime,
+    at: str = "",
+    actor: str = "cli",
+    starts_at: datetime | None = None,
+    allow_past: bool = False,
 ) -> Appointment:
-    """Move an appointment: its pending reminders are cancelled and new ones planned."""
+    """Move an appointment: its pending reminders are cancelled and new ones planned.
+
+    `at` is patient-local text; feeds pass the instant `starts_at` instead."""
     appt = get_appointment(session, appointment_id)
     if appt.status == "cancelled":
         raise InvalidInput("the appointment is cancelled")
-    patient = get_patient(session, appt.patient_id)
-    starts_at = parse_local(at, patient.tz)
-    if starts_at <= now:
+    if starts_at is None:
+        patient = get_patient(session, appt.patient_id)
+        starts_at = parse_local(at, patient.tz)
+    if starts_at <= now and not allow_past:
         raise InvalidInput("the new appointment time is in the past")
     old = appt.starts_at
     appt.starts_at = starts_at

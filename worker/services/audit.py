@@ -4,7 +4,7 @@ Every row names its principal by id (`user_id`, `token_id`), never by a name som
 entry point binds the principal for the duration of a request or command (`acting`): the web
 app per request, the API once the bearer token is known, the command line with the OS user.
 Service functions called inside record their changes with it; reads are recorded with
-`access`. Rows are append-only: the database refuses UPDATE and DELETE (migration 0004g).
+`access`. Rows are append-only: the database refuses UPDATE and DELETE (migration 0005).
 
 Actions: view, search, export, create, change (and the services' own names for changes:
 consent_granted, schedule_added, acknowledged, ...), sign_in, sign_in_failed, sign_out,

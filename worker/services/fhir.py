@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -103,6 +103,10 @@ def _prune(value: Any) -> Any:
     if isinstance(value, list):
         return [p for p in (_prune(v) for v in value) if p is not None and p != {}]
     return value
+
+
+# Our appointment statuses as FHIR's (no_show comes from an HL7 S26 or the front desk).
+APPOINTMENT_STATUS: Final = {"cancelled": "cancelled", "no_show": "noshow", "booked": "booked"}
 
 
 class _Builder:
@@ -332,8 +336,9 @@ def _appointments(
             "Appointment",
             appt.id,
             {
-                "identifier": b.identifier("appointment", appt.id),
-                "status": "cancelled" if appt.status == "cancelled" else "booked",
+                "identifier": b.identifier("appointment", appt.id)
+                + _external(session, "appointment", appt.id),
+                "status": APPOINTMENT_STATUS.get(appt.status, "booked"),
                 "serviceType": [{"text": appt.kind.replace("_", " ")}],
                 "start": _ts(appt.starts_at),
                 "end": _ts(appt.starts_at + timedelta(minutes=minutes)),
@@ -432,7 +437,15 @@ def _followups(
         )
 
 
-def _patient(b: _Builder, patient: Patient) -> str:
+def _external(
+    session: Session, entity: Literal["patient", "appointment"], row_id: int
+) -> list[dict[str, Any]]:
+    from worker.services.external_ids import ids_of
+
+    return [dict(i) for i in ids_of(session, entity, [row_id]).get(row_id, [])]
+
+
+def _patient(session: Session, b: _Builder, patient: Patient) -> str:
     telecom = []
     if patient.phone:
         telecom.append({"system": "phone", "value": patient.phone, "use": "mobile"})
@@ -442,7 +455,9 @@ def _patient(b: _Builder, patient: Patient) -> str:
         "Patient",
         patient.id,
         {
-            "identifier": b.identifier("patient", patient.id),
+            # Ours first, then the source systems' (an MRN), so the EHR can match the export.
+            "identifier": b.identifier("patient", patient.id)
+            + _external(session, "patient", patient.id),
             "active": patient.archived_at is None,
             "name": [{"text": patient.name}],
             "telecom": telecom,
@@ -465,7 +480,7 @@ def patient_bundle(
 
     patient = get_patient(session, patient_id)
     b = _Builder(base_url)
-    patient_ref = _patient(b, patient)
+    patient_ref = _patient(session, b, patient)
     responses = _checkins(session, b, patient, patient_ref, now)
     appointments = _appointments(session, b, patient, patient_ref)
     _reminders(session, b, patient, patient_ref, appointments)

@@ -140,6 +140,9 @@ def status(rt: Runtime, now: datetime) -> dict[str, Any]:
         box = outbox(session, now)
         last_hour = recent(session, now)
         urgent = open_urgent(session, now)
+        from worker.services.hl7_ops import feed_state
+
+        hl7_feed = feed_state(session, now)
     return {
         "at": now.isoformat(),
         "broker": broker,
@@ -148,4 +151,5 @@ def status(rt: Runtime, now: datetime) -> dict[str, Any]:
         "oldest_due_unsent_seconds": round(box.oldest_due_unsent_seconds, 3),
         "last_hour": last_hour,
         "urgent_followups": urgent,
+        "hl7_feed": hl7_feed,
     }

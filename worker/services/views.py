@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from worker.store.models import (
     Appointment,
@@ -34,7 +34,19 @@ def patient_dict(p: Patient) -> dict[str, Any]:
         "language": p.language,
         "send_window": p.send_window,
         "created_at": _iso(p.created_at),
+        "external_ids": _external_ids(p, "patient"),
     }
+
+
+def _external_ids(row: Patient | Appointment, entity: Literal["patient", "appointment"]) -> Any:
+    """The row's source-system ids, read through the session it was loaded in (none when
+    detached: a row just built, not stored)."""
+    from worker.services.external_ids import ids_of
+
+    session = object_session(row)
+    if session is None or row.id is None:
+        return []
+    return ids_of(session, entity, [row.id]).get(row.id, [])
 
 
 def schedule_dict(s: Schedule) -> dict[str, Any]:
@@ -62,6 +74,7 @@ def appointment_dict(a: Appointment, tz: str | None = None) -> dict[str, Any]:
         "status": a.status,
         "version": a.version,
         "confirmed_at": _iso(a.confirmed_at),
+        "external_ids": _external_ids(a, "appointment"),
     }
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -79,6 +80,8 @@ class Patient(Base):
     send_window: Mapped[str | None] = mapped_column(String(11))
     created_at: Mapped[datetime]
     archived_at: Mapped[datetime | None]
+    # From the clinic's own systems (HL7 PID-7, FHIR birthDate, CSV); never sent anywhere.
+    birth_date: Mapped[date | None] = mapped_column(Date)
 
     consents: Mapped[list[Consent]] = relationship(back_populates="patient")
 
@@ -394,6 +397,54 @@ class SignInFailure(Base):
     cleared: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ExternalId(Base):
+    """A source system's identifier for one of our patients or appointments (an MRN with its
+    assigning authority, an HL7 placer/filler appointment id, a CSV or FHIR identifier).
+
+    UNIQUE per (entity, system, value): one MRN of one authority is one patient, so every feed
+    and import finds the same row again instead of creating a second one.
+    """
+
+    __tablename__ = "external_ids"
+    __table_args__ = (
+        UniqueConstraint("entity", "system", "value", name="uq_external_ids_entity_system_value"),
+        Index("ix_external_ids_entity_entity_id", "entity", "entity_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(12))  # patient | appointment
+    entity_id: Mapped[int]
+    system: Mapped[str] = mapped_column(String(200))
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Hl7Message(Base):
+    """One HL7 v2 message as received over MLLP, stored verbatim before it is applied.
+
+    UNIQUE (sender, control_id): senders resend until they get an ACK, so the same MSH-10 from
+    the same sending application/facility is answered from this row and applied once.
+    """
+
+    __tablename__ = "hl7_messages"
+    __table_args__ = (
+        UniqueConstraint("sender", "control_id", name="uq_hl7_messages_sender_control_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sender: Mapped[str] = mapped_column(String(200))  # MSH-3^MSH-4
+    control_id: Mapped[str] = mapped_column(String(200))  # MSH-10
+    event: Mapped[str | None] = mapped_column(String(20))  # e.g. SIU^S12
+    raw: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    processed_at: Mapped[datetime | None]
+    ack_code: Mapped[str | None] = mapped_column(String(2))  # AA | AE | AR
+    outcome: Mapped[str | None] = mapped_column(String(40))  # applied | refusal reason code
+    error: Mapped[str | None] = mapped_column(String(500))
+    patient_id: Mapped[int | None]
+    appointment_id: Mapped[int | None]
+
+
 __all__ = [
     "MESSAGE_STATUSES",
     "ApiToken",
@@ -404,7 +455,9 @@ __all__ = [
     "CheckIn",
     "Consent",
     "Enrollment",
+    "ExternalId",
     "FollowUp",
+    "Hl7Message",
     "InboundMessage",
     "Message",
     "Patient",

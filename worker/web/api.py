@@ -311,6 +311,7 @@ def runtime(request: Request) -> Runtime:
 
 
 def api_router() -> APIRouter:
+    from worker.web.api_fhir import fhir_router
     from worker.web.api_patients import patients_router
     from worker.web.api_records import records_router
 
@@ -368,6 +369,7 @@ def api_router() -> APIRouter:
 
     router.include_router(patients_router())
     router.include_router(records_router())
+    router.include_router(fhir_router())
     return router
 
 

@@ -117,6 +117,11 @@ class PatientIn(Input):
     language: Literal["en", "es"] = "en"
 
 
+class ExternalIdOut(BaseModel):
+    system: str
+    value: str
+
+
 class PatientOut(BaseModel):
     id: int
     name: str
@@ -127,6 +132,9 @@ class PatientOut(BaseModel):
     language: str
     send_window: str | None
     created_at: IsoTime
+    external_ids: list[ExternalIdOut] = Field(
+        default_factory=list, description="The source systems' identifiers (MRNs)."
+    )
 
 
 class ConsentState(BaseModel):
@@ -241,6 +249,9 @@ class AppointmentOut(BaseModel):
     status: str
     version: int
     confirmed_at: IsoTime
+    external_ids: list[ExternalIdOut] = Field(
+        default_factory=list, description="The source systems' ids (placer/filler, import)."
+    )
 
 
 class PreviewOut(BaseModel):

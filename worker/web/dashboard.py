@@ -1453,6 +1453,9 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
         return handle(request, body, need=accounts.can_see_operations)
 
+    from worker.web.dashboard_import import import_routes
+
+    import_routes(router, handle=handle, render=render, clinic_tz=settings.clinic_tz)
     return router
 
 

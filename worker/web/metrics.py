@@ -256,6 +256,9 @@ def render_metrics(rt: Runtime, process: CollectorRegistry | None = None) -> tup
     from worker.web.access import SignInCollector  # sign-in failures (issue 12)
 
     registry.register(SignInCollector(rt))
+    from worker.services.hl7_ops import Hl7FeedCollector
+
+    registry.register(Hl7FeedCollector(rt))
     body = generate_latest(registry)
     if process is not None:
         body += generate_latest(process)

@@ -1,7 +1,7 @@
 """access control: two-factor sign-in, throttling, session idle timeout, audit of every access
 
-Revision ID: 0004g
-Revises: 0004d
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004g"
-down_revision: str | None = "0004d"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """messages.sending_by: the worker process whose lease covers a `sending` row
 
-Revision ID: 0004d
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06 22:40:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004d"
+revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
