@@ -244,6 +244,29 @@ class _Processor:
         )
         return item.id
 
+    def crisis_path(self, reason: str, detail: dict[str, Any]) -> None:
+        """The urgent path for this reply: crisis reply, urgent follow-up, page."""
+        self.crisis = True
+        self.result.send += start_crisis_path(
+            self.rt,
+            self.session,
+            patient=self.patient,
+            reason=reason,
+            reply_to=self.inbound.from_address,
+            language=self.lang,
+            detail=detail,
+            dedupe=f"in:{self.inbound.id}",
+            now=self.now,
+        )
+
+    def item9_path(self, detail: dict[str, Any]) -> None:
+        """PHQ-9 item 9 not a clear 0: the crisis path, or, when this reply already started it
+        (crisis words with the answer), its own urgent follow-up beside it."""
+        if self.crisis:
+            self.followup("phq9_item9", "urgent", **detail)
+        else:
+            self.crisis_path("phq9_item9", {"inbound_id": self.inbound.id, **detail})
+
     def done(self, outcome: str) -> None:
         prefix = "crisis+" if self.crisis else ("possible_risk+" if self.possible_risk else "")
         self.result.outcome = prefix + outcome
@@ -301,18 +324,7 @@ class _Processor:
             "language": risk.language,
         }
         if risk.tier == "crisis":
-            self.crisis = True
-            self.result.send += start_crisis_path(
-                self.rt,
-                self.session,
-                patient=self.patient,
-                reason="crisis_language",
-                reply_to=self.inbound.from_address,
-                language=self.lang,
-                detail=detail,
-                dedupe=f"in:{self.inbound.id}",
-                now=self.now,
-            )
+            self.crisis_path("crisis_language", detail)
             return
         self.possible_risk = True
         item, created = raise_followup(
@@ -588,25 +600,7 @@ class _Processor:
             checkin.status = "partial"
             checkin.answered_at = self.now
             self.mark_partial(checkin)
-            if not self.crisis:
-                self.crisis = True
-                self.result.send += start_crisis_path(
-                    self.rt,
-                    self.session,
-                    patient=self.patient,
-                    reason="phq9_item9",
-                    reply_to=self.inbound.from_address,
-                    language=self.lang,
-                    detail={
-                        "inbound_id": self.inbound.id,
-                        "checkin_id": checkin.id,
-                        **item9[0].detail,
-                    },
-                    dedupe=f"in:{self.inbound.id}",
-                    now=self.now,
-                )
-            else:
-                self.followup("phq9_item9", "urgent", checkin_id=checkin.id, **item9[0].detail)
+            self.item9_path({"checkin_id": checkin.id, **item9[0].detail})
             self.done("questionnaire_stopped_item9")
             return
         next_index = max(checkin.item_index, 0) + 1
@@ -662,21 +656,7 @@ class _Processor:
             "loinc": get_instrument("phq9").item(ITEM9_KEY).loinc,
             "text_kept_in_inbound": True,
         }
-        if not self.crisis:
-            self.crisis = True
-            self.result.send += start_crisis_path(
-                self.rt,
-                self.session,
-                patient=self.patient,
-                reason="phq9_item9",
-                reply_to=self.inbound.from_address,
-                language=self.lang,
-                detail=detail,
-                dedupe=f"in:{self.inbound.id}",
-                now=self.now,
-            )
-        else:
-            self.followup("phq9_item9", "urgent", **detail)
+        self.item9_path(detail)
         self.done("questionnaire_stopped_item9")
 
     def mark_partial(self, checkin: CheckIn) -> None:
