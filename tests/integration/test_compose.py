@@ -78,6 +78,7 @@ DOT_ENV = {
     "POSTGRES_PASSWORD": "pg-password-from-dot-env",
     "REDIS_PASSWORD": "redis-password-from-dot-env",
     "CHECKIN_SECRET_KEY": "secret-key-from-dot-env-0123456789abcdef",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-password-from-dot-env",
 }
 
 
@@ -217,7 +218,7 @@ def test_start_order_uses_health_and_completion(compose: dict[str, Any]) -> None
 def test_the_hl7_listener_is_off_unless_its_profile_is_asked_for(compose: dict[str, Any]) -> None:
     hl7 = service(compose, "hl7")
     assert hl7["profiles"] == ["hl7"]
-    assert "2575:2575" in hl7["ports"]
+    assert hl7["ports"] == ["127.0.0.1:2575:2575"], "MLLP is clear text: loopback by default"
     assert hl7["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     # Not in the shared environment: every other service would then need CHECKIN_CLINIC_TZ.
     assert "CHECKIN_HL7_PORT" not in compose["x-checkin-env"]
@@ -361,7 +362,12 @@ def test_credentials_come_only_from_dot_env(compose: dict[str, Any]) -> None:
     """No password or key is written in the file; without the .env the stack does not start."""
     raw = COMPOSE_FILE.read_text()
     assert "checkin:checkin@" not in raw and "POSTGRES_PASSWORD: checkin" not in raw
-    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "CHECKIN_SECRET_KEY"):
+    for name in (
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "CHECKIN_SECRET_KEY",
+        "GRAFANA_ADMIN_PASSWORD",
+    ):
         assert re.search(rf"\$\{{{name}:\?", raw), f"{name} must be required with ${{VAR:?}}"
         assert DOT_ENV[name] not in raw
         missing = {k: v for k, v in DOT_ENV.items() if k != name}
@@ -375,7 +381,8 @@ def test_credentials_come_only_from_dot_env(compose: dict[str, Any]) -> None:
             assert resolved  # not reached
     for svc in compose["services"].values():
         for key, value in (svc.get("environment") or {}).items():
-            if re.search(r"PASSWORD|SECRET|TOKEN|AUTH", key) and value is not None:
+            # Credentials (not flags such as GF_AUTH_ANONYMOUS_ENABLED) come from .env.
+            if re.search(r"PASSWORD|SECRET|TOKEN", key) and value is not None:
                 assert str(value).startswith("${"), f"{key} is a literal"
 
 
@@ -515,6 +522,8 @@ def test_monitoring_runs_only_in_its_profile(compose: dict[str, Any]) -> None:
         if name in MONITORING:
             assert svc["profiles"] == ["monitoring"], name
             assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", [])), name
+        elif name == "hl7":
+            assert svc["profiles"] == ["hl7"]
         else:
             assert "profiles" not in svc, f"{name} must start without a profile"
     assert {"prometheus-data", "grafana-data"} <= set(compose["volumes"])
@@ -539,7 +548,7 @@ def test_prometheus_is_provisioned_from_the_repository_files(compose: dict[str, 
     # Every worker replica, by the compose service names, on the port the workers listen on.
     [sd] = jobs["checkin-workers"]["dns_sd_configs"]
     assert set(sd["names"]) == {"worker-urgent", "worker-bulk"} <= set(compose["services"])
-    env = resolved_environment(compose, {})
+    env = resolved_environment(compose, DOT_ENV)
     assert sd["port"] == int(env["CHECKIN_WORKER_METRICS_PORT"])
     assert env["CHECKIN_WORKER_METRICS_HOST"] == "0.0.0.0", "reachable from the prometheus service"
     probe = jobs["checkin-public-url"]

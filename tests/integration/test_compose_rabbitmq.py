@@ -16,7 +16,9 @@ import yaml
 from tests.integration.test_compose import (
     CHECKIN_SERVICES,
     COMPOSE_FILE,
+    DOT_ENV,
     ROOT,
+    interpolate,
     resolved_environment,
 )
 from worker.config import load_settings
@@ -40,16 +42,27 @@ def test_every_checkin_service_uses_rabbitmq_and_redis_for_pacing(
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     for service in CHECKIN_SERVICES:
-        env = {**resolved_environment(base, {}), **override["services"][service]["environment"]}
+        dot_env = {**DOT_ENV, "RABBITMQ_PASSWORD": "rabbit-password-from-dot-env"}
+        env = {
+            **resolved_environment(base, dot_env),
+            **{
+                k: interpolate(str(v), dot_env)
+                for k, v in override["services"][service]["environment"].items()
+            },
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         s = load_settings()
         assert s.broker_kind == "amqp", service
-        assert s.effective_redis_url == "redis://redis:6379/0", service
+        # Pacing's Redis needs the password the compose Redis is started with.
+        assert s.effective_redis_url == f"redis://:{DOT_ENV['REDIS_PASSWORD']}@redis:6379/0"
+        assert "rabbit-password-from-dot-env@rabbitmq" in str(s.broker_url), service
         if service != "migrate":
             assert "rabbitmq" in override["services"][service]["depends_on"], service
     flower = " ".join(override["services"]["flower"]["command"])
     assert "--broker=amqp://" in flower
+    raw = OVERRIDE.read_text()
+    assert "checkin:checkin@" not in raw and "RABBITMQ_DEFAULT_PASS: checkin" not in raw
 
 
 def test_docker_compose_config_accepts_the_override() -> None:
