@@ -90,7 +90,8 @@ def test_the_page_link_leads_through_sign_in_to_the_follow_up(clinic: Clinic, we
     # The pages sent for it: SMS and email, with their state.
     pages = html[html.index('id="pages"') :]
     assert pages.count("<tr>") == 2 and "sms" in pages and "email" in pages
-    assert "Escalation" not in pages  # nothing recorded: nothing shown
+    # The ladder's first rung, recorded on the follow-up, is on the page too.
+    assert "Escalation" in pages and "On-call paged, page 1" in pages
     assert f'action="/followups/{fid}/ack"' in html
     assert f'name="back" value="/followups/{fid}"' in html
 
