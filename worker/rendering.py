@@ -88,6 +88,9 @@ class Renderer:
             "keep_trailing_newline": False,
             "trim_blocks": True,
             "lstrip_blocks": True,
+            # Templates ship with the code: a compiled one is never re-checked against its
+            # file (a stat per message on the send path). A changed template needs a restart.
+            "auto_reload": False,
         }
         # Plain-text bodies (SMS, email text part, subjects) are not HTML: escaping would show
         # "&amp;" to the patient. Only the HTML part is autoescaped.
