@@ -325,6 +325,10 @@ class Pacer:
         self._limits[sender] = limits  # the same value whichever thread stores it first
         return limits
 
+    def paces(self, sender: str | None = None) -> bool:
+        """Whether messages from `sender` (None: this process's own) wait for a turn at all."""
+        return self.limits(sender or self.sender) is not None
+
     @staticmethod
     def _keys(sender: str) -> list[str]:
         # One hash tag per sender: every key lives on one node of a Redis Cluster.
