@@ -39,6 +39,47 @@ def med_of(runs: Iterable[Any], fn: Callable[[Any], float | None]) -> float | No
     return median(values)
 
 
+def spread(values: Iterable[Any], nd: int = 1, unit: str = "") -> str:
+    """median (min–max) of the runs' values; the median alone for one run."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "–"
+    m = median(vals)
+    if len(vals) == 1:
+        return fmt(m, nd, unit)
+    return f"{fmt(m, nd, unit)} ({fmt(min(vals), nd)}–{fmt(max(vals), nd)})"
+
+
+def spread_of(runs: Iterable[Any], *path: str, nd: int = 1, unit: str = "") -> str:
+    return spread((_get(r, *path) for r in runs), nd, unit)
+
+
+def spread_fn(runs: Iterable[Any], fn: Callable[[Any], float | None], nd: int = 1) -> str:
+    values = []
+    for r in runs:
+        try:
+            values.append(fn(r))
+        except (TypeError, ZeroDivisionError, KeyError):
+            continue
+    return spread(values, nd)
+
+
+def loads_note(runs: Iterable[Any]) -> str:
+    """The 1-minute load average at each run's start (and end), when the runs recorded it."""
+    parts = [
+        f"{r['load_at_start'][0]:.1f} → {r['load_at_end'][0]:.1f}"
+        for r in runs
+        if isinstance(r, dict) and r.get("load_at_start") and r.get("load_at_end")
+    ]
+    if not parts:
+        return ""
+    return (
+        "1-minute load average (`/proc/loadavg`) at the start → end of each run: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def fmt(v: Any, nd: int = 1, unit: str = "") -> str:
     if v is None:
         return "–"
@@ -84,46 +125,60 @@ def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     d = _get(b, "dispatch", "runs") or []
     slow = med(d, "system_200ms", "per_second_sustained")
     rows.append(
-        ("Dispatch at 200 ms: messages/s sustained", "≥ 300", fmt(slow), _verdict(slow, 300, True))
+        (
+            "Dispatch at 200 ms: messages/s sustained",
+            "≥ 300",
+            spread_of(d, "system_200ms", "per_second_sustained"),
+            _verdict(slow, 300, True),
+        )
     )
-    ratio = med_of(
-        d,
-        lambda r: (
-            r["system_200ms"]["per_second_sustained"] / r["naive_200ms"]["per_second_sustained"]
-        ),
-    )
+
+    def versus(key: str) -> Callable[[Any], float]:
+        return lambda r: r["system_200ms"]["per_second_sustained"] / r[key]["per_second_sustained"]
+
+    ratio = med_of(d, versus("naive_200ms"))
     rows.append(
         (
             "Dispatch at 200 ms vs one task per message (prefork, one process per core)",
             "≥ 20×",
-            fmt(ratio, 1, "×"),
+            spread_fn(d, versus("naive_200ms")) + "×",
             _verdict(ratio, 20, True),
         )
     )
-    pooled = med_of(
-        [r for r in d if "naive_threads_200ms" in r],
-        lambda r: (
-            r["system_200ms"]["per_second_sustained"]
-            / r["naive_threads_200ms"]["per_second_sustained"]
-        ),
-    )
+    threads = [r for r in d if "naive_threads_200ms" in r]
+    pooled = med_of(threads, versus("naive_threads_200ms"))
     rows.append(
         (
             "Dispatch at 200 ms vs one task per message (threads pool, `-c 100`)",
             "≥ 3×",
-            fmt(pooled, 1, "×"),
+            spread_fn(threads, versus("naive_threads_200ms")) + "×",
             _verdict(pooled, 3, True),
         )
     )
-    share = med_of(
-        d, lambda r: r["system_0ms"]["per_second_sustained"] / r["emulator_alone"]["per_second"]
-    )
+    greenlets = [r for r in d if "naive_gevent_200ms" in r]
+    if greenlets:
+        gratio = med_of(greenlets, versus("naive_gevent_200ms"))
+        rows.append(
+            (
+                "Dispatch at 200 ms vs one task per message (gevent pool, `-c 100`)",
+                "≥ 3× (as threads)",
+                spread_fn(greenlets, versus("naive_gevent_200ms")) + "×",
+                _verdict(gratio, 3, True),
+            )
+        )
+
+    def alone(r: Any) -> float:
+        return float(
+            100 * r["system_0ms"]["per_second_sustained"] / r["emulator_alone"]["per_second"]
+        )
+
+    share = med_of(d, alone)
     rows.append(
         (
             "Dispatch at 0 ms vs the emulator alone",
             "≥ 50 %",
-            fmt(None if share is None else 100 * share, 0, " %"),
-            _verdict(share, 0.5, True),
+            spread_fn(d, alone, 0) + " %",
+            _verdict(None if share is None else share / 100, 0.5, True),
         )
     )
 
@@ -152,7 +207,7 @@ def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             "Crisis reply during a burst of 1,000 routine replies: p99",
             "≤ 2,000 ms",
-            fmt(cp99, 0, " ms"),
+            spread_of(c, "crisis_reply", "p99_ms", nd=0, unit=" ms"),
             _verdict(cp99, 2000, False),
         )
     )
@@ -237,7 +292,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _runs_note(entry: dict[str, Any]) -> str:
     n = len(entry.get("runs") or []) or entry.get("result", {}).get("runs_per_database", 1)
     mode = "quick sizes (preliminary)" if entry.get("quick") else "full sizes"
-    return f"_{mode}; {n} run(s), medians shown; finished {entry.get('finished', '?')}._"
+    note = f"_{mode}; {n} run(s), medians shown; finished {entry.get('finished', '?')}._"
+    loads = loads_note(entry.get("runs") or [])
+    return f"{note} {loads}" if loads else note
 
 
 def section_planning(e: dict[str, Any]) -> list[str]:
@@ -324,8 +381,8 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
             [
                 label,
                 fmt(_get(first, key, "messages")),
-                fmt(med(runs, key, "per_second_sustained")),
-                fmt(med(runs, key, "per_second_total")),
+                spread_of(runs, key, "per_second_sustained"),
+                spread_of(runs, key, "per_second_total"),
                 fmt(med(runs, key, "first_accept_after"), 2, " s"),
                 fmt(max(_get(r, key, "duplicates") or 0 for r in runs)),
                 fmt(med(runs, key, "cpu_ms_per_message", "machine (all processes)"), 1),
@@ -335,7 +392,7 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
         [
             "emulator alone (4 keep-alive client threads)",
             fmt(_get(first, "emulator_alone", "messages")),
-            fmt(med(runs, "emulator_alone", "per_second")),
+            spread_of(runs, "emulator_alone", "per_second"),
             "",
             "",
             "",
@@ -346,8 +403,8 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
         [
             "",
             "messages",
-            "median msg/s sustained",
-            "median msg/s total",
+            "msg/s sustained: median (min–max)",
+            "msg/s total: median (min–max)",
             "first accept after t0",
             "duplicates",
             "machine CPU ms/msg",
@@ -582,12 +639,12 @@ def section_crisis_during_burst(e: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["", "median p50", "median p99", "max (all runs)"],
+        ["", "p50: median (min–max)", "p99: median (min–max)", "max (all runs)"],
         [
             [
                 "crisis reply",
-                fmt(med(runs, "crisis_reply", "p50_ms"), 0, " ms"),
-                fmt(med(runs, "crisis_reply", "p99_ms"), 0, " ms"),
+                spread_of(runs, "crisis_reply", "p50_ms", nd=0, unit=" ms"),
+                spread_of(runs, "crisis_reply", "p99_ms", nd=0, unit=" ms"),
                 fmt(max(_get(r, "crisis_reply", "max_ms") or 0 for r in runs), 0, " ms"),
             ]
         ],
@@ -635,7 +692,7 @@ def section_crisis_burst(e: dict[str, Any]) -> list[str]:
         "crisis replies (patient sender, crisis level first), the on-call pages (their own "
         "sender, CHECKIN_ONCALL_FROM) and the HELP replies (they give way to crisis replies and "
         "go back to the dispatcher, whose tick is 1 s in the benchmark, 15 s by default). "
-        "p50 and max over the runs.",
+        "Median over the runs, (min–max) in brackets.",
         "",
     ]
     rows = []
@@ -648,8 +705,7 @@ def section_crisis_burst(e: dict[str, Any]) -> list[str]:
             "page_last_s",
             "other_reply_last_s",
         ):
-            vals = [x[key] for x in xs if x.get(key) is not None]
-            cells.append(f"{fmt(med(xs, key), 1)} / {fmt(max(vals) if vals else None, 1)}")
+            cells.append(spread((x.get(key) for x in xs), 1))
         missing = sum(
             x["crisis_replies_missing"] + x["pages_missing"] + x["others_missing"] for x in xs
         )
@@ -714,7 +770,7 @@ def render(results: dict[str, Any]) -> str:
         ["", ""],
         [[k, str(v)] for k, v in machine.items()] + [[k, str(v)] for k, v in versions.items()],
     )
-    lines += ["", "## Targets (medians)", ""]
+    lines += ["", "## Targets (medians; min–max over the runs in brackets where shown)", ""]
     lines += _table(["what", "target", "measured", "verdict"], [list(r) for r in target_rows(b)])
     for name, fn in SECTIONS.items():
         if name in b:
