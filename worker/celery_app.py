@@ -66,7 +66,7 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "schedule": tick,
                 "options": {"expires": tick * 2},
             },
-            # Recovery after a crash (services/dispatch.recover) every few seconds, not once a
+            # Recovery after a crash (services/outbound/dispatch.recover) every few seconds, not once a
             # tick: a crisis reply caught mid-send by a dying worker goes within seconds.
             "recover": {
                 "task": "checkin.recover",

@@ -16,11 +16,11 @@ from celery import Celery
 
 from worker import telemetry
 from worker.config import Settings
+from worker.services.outbound.send import SendPool
 from worker.services.runtime import Runtime, build_runtime
-from worker.services.send import SendPool
 
 if TYPE_CHECKING:
-    from worker.services.lease import Lease
+    from worker.services.outbound.lease import Lease
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class _Process:
         with self._lock:
             if self._rt is None:
                 # Database work happens in the task threads and one recorder thread, never in
-                # the many send threads (services/send.py): a small pool serves any `-c`.
+                # the many send threads (services/outbound/send.py): a small pool serves any `-c`.
                 self._rt = build_runtime(self.settings, pool_size=DB_POOL_SIZE)
                 self._rt.lease = start_lease(self._rt)
             return self._rt
@@ -61,10 +61,10 @@ class _Process:
 
 
 def start_lease(rt: Runtime) -> Lease | None:
-    """This worker process's send lease (services/lease.py), renewed from now on."""
+    """This worker process's send lease (services/outbound/lease.py), renewed from now on."""
     if rt.redis is None:
         return None
-    from worker.services.lease import Lease, lease_ttl
+    from worker.services.outbound.lease import Lease, lease_ttl
 
     lease = Lease(rt.redis, ttl=lease_ttl(rt.settings.twilio_timeout_seconds))
     lease.start()
@@ -77,14 +77,14 @@ def register(app: Celery, settings: Settings) -> None:
     from worker.broker import inbound_options
     from worker.celery_app import send_task_options
     from worker.domain.keywords import detect_crisis
-    from worker.services.crisis import escalate
-    from worker.services.dispatch import dispatch, recover
-    from worker.services.expiry import expire_checkins
-    from worker.services.immediate import send_now
-    from worker.services.inbound import process_inbound, receive_sms, unprocessed
-    from worker.services.plan import plan
-    from worker.services.send import send_many
-    from worker.services.status_callbacks import apply_status
+    from worker.services.clinical.crisis import escalate
+    from worker.services.clinical.expiry import expire_checkins
+    from worker.services.inbound.receive import process_inbound, receive_sms, unprocessed
+    from worker.services.outbound.dispatch import dispatch, recover
+    from worker.services.outbound.plan import plan
+    from worker.services.outbound.send import send_many
+    from worker.services.outbound.send_now import send_now
+    from worker.services.outbound.status_callbacks import apply_status
 
     proc = _Process(settings)
     # Real time, or the rehearsal clock of CHECKIN_CLOCK: the one place tasks read the time.
