@@ -579,8 +579,12 @@ def web_cmd(
         uvicorn.run("worker.web.app:app_factory", factory=True, workers=processes, **options)
 
 
-@app.command("worker")
+@app.command(
+    "worker",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
 def worker_cmd(
+    ctx: typer.Context,
     queues: str = typer.Option("urgent,bulk", "--queues", "-Q"),
     concurrency: int = typer.Option(4, "--concurrency", "-c"),
     name: str = typer.Option("checkin", "--name"),
@@ -593,9 +597,12 @@ def worker_cmd(
         help="Serve this worker's Prometheus metrics here (default: CHECKIN_WORKER_METRICS_PORT).",
     ),
 ) -> None:
-    """Run a Celery worker (thread pool; sends go many at a time per process)."""
+    """Run a Celery worker (thread pool; sends go many at a time per process). Any other option
+    goes to `celery worker` as given, after these defaults, so it can override them (e.g.
+    `--autoscale 16,4`, `-P prefork`, `--max-tasks-per-child 100`)."""
     from worker import telemetry
-    from worker.celery_app import create_celery
+    from worker.celery_app import app as celery
+    from worker.celery_app import use_settings
     from worker.logging_setup import configure_logging, leave_celery_logging_alone
 
     s = settings()
@@ -606,7 +613,7 @@ def worker_cmd(
         telemetry.enable()
         telemetry.install_task_timer()
         telemetry.serve(s.worker_metrics_host, port)
-    celery = create_celery(s)
+    use_settings(s)
     celery.worker_main(
         [
             "worker",
@@ -622,6 +629,7 @@ def worker_cmd(
             loglevel,
             "--without-gossip",
             "--without-mingle",
+            *ctx.args,
         ]
     )
 
@@ -642,14 +650,15 @@ def beat_cmd(
     """Run Celery beat: plan and dispatch every CHECKIN_TICK_SECONDS."""
     from pathlib import Path
 
-    from worker.celery_app import create_celery
+    from worker.celery_app import app as celery
+    from worker.celery_app import use_settings
     from worker.logging_setup import configure_logging, leave_celery_logging_alone
 
     s = settings()
     configure_logging(s, loglevel)
     leave_celery_logging_alone()
     Path(schedule_file).parent.mkdir(parents=True, exist_ok=True)
-    celery = create_celery(s)
+    use_settings(s)
     celery.start(["beat", "-s", schedule_file, "--loglevel", loglevel])
 
 
