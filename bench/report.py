@@ -771,11 +771,21 @@ def render(results: dict[str, Any]) -> str:
         [[k, str(v)] for k, v in machine.items()] + [[k, str(v)] for k, v in versions.items()],
     )
     lines += ["", "## Targets (medians; min–max over the runs in brackets where shown)", ""]
-    lines += _table(["what", "target", "measured", "verdict"], [list(r) for r in target_rows(b)])
+    measured = [list(r) for r in target_rows(b) if r[2] not in ("–", "–×", "– %")]
+    lines += _table(["what", "target", "measured", "verdict"], measured)
+    previous = HERE / "PREVIOUS.md"  # figures of benchmarks not re-run since (hand-kept)
+    if previous.exists() and len(measured) < len(target_rows(b)):
+        lines += [
+            "",
+            "Targets of the benchmarks not in `bench/results/latest.json`: see "
+            "“Earlier figures, not re-run in this session” below.",
+        ]
     for name, fn in SECTIONS.items():
         if name in b:
             lines += ["", *fn(b[name])]
     lines += ["", *section_memory(b)]
+    if previous.exists():
+        lines += ["", previous.read_text().strip()]
     lines += ["", "## How to run", ""]
     lines += [
         "```sh",

@@ -149,7 +149,14 @@ def _repeat(
     out = []
     for i in range(runs):
         load_before, started = loadavg(), datetime.now(UTC).isoformat(timespec="seconds")
-        result = fn(quick, i + 1, kind)
+        try:
+            result = fn(quick, i + 1, kind)
+        except Exception:
+            # One retry: on a shared machine a run can lose a race for a free port (the
+            # per-run redis-server), and the runs already done should not be thrown away.
+            log(f"run {i + 1} failed; once more:\n{traceback.format_exc()}")
+            load_before, started = loadavg(), datetime.now(UTC).isoformat(timespec="seconds")
+            result = fn(quick, i + 1, kind)
         result.update(load_at_start=load_before, load_at_end=loadavg(), started=started)
         out.append(result)
     return {"runs": out}

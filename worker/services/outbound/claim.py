@@ -1,9 +1,9 @@
 """The first half of a send, for a whole chunk at once: claim, re-check, render, commit.
 
-One transaction per chunk: claim the rows (queued -> sending, trusted by RETURNING), read what the
-checks need (the rows, their patients, appointments, schedules and current consents) with one
-SELECT each, decide per row whether it may still go, render the ones that may, and write their
-bodies and addresses with one executemany. The commit at the end is what makes "the body is a row
+One transaction per chunk: claim the rows (queued -> sending, trusted by RETURNING, which also
+returns the columns the checks and templates read), read their patients (with consent in force),
+appointments and schedules with one SELECT each, decide per row whether it may still go, render
+the ones that may, and write their bodies and addresses with one executemany. The commit at the end is what makes "the body is a row
 before it is sent" true for the whole chunk before any provider call.
 
 Why a chunk and not a row: the per-row version cost 11 statements, 2 commits and the ORM's unit of

@@ -1,9 +1,9 @@
 """The second half of a send: what the provider said, written for many rows in one transaction.
 
 Every write is conditional on the row still being `sending` (a reconciliation that settled the
-row first wins, and nothing is written twice). Sent rows are written with one executemany, and
-the check-ins their replies will answer are opened with one multi-row INSERT; the rarer outcomes
-(errors, deferrals) are written row by row.
+row first wins, and nothing is written twice). The check-ins that sent check-in messages open
+are inserted with one multi-row INSERT, then the sent rows, each with its check-in, with one
+executemany; the rarer outcomes (errors, deferrals) are written row by row.
 """
 
 from __future__ import annotations
