@@ -22,6 +22,7 @@ from worker.cli_export import export_cmd
 from worker.cli_hl7 import app as hl7_app
 from worker.cli_import import app as import_app
 from worker.cli_ops import app as ops_app
+from worker.cli_templates import app as templates_app
 from worker.cli_users import app as users_app
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(import_app, name="import")
+app.add_typer(templates_app, name="templates")
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 NowOpt = typer.Option(None, "--now", help="Act as if it were this moment (ISO 8601 with offset).")

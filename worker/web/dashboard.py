@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from worker.domain.names import APPOINTMENT_KINDS, CHANNELS, INSTRUMENTS, LANGUAGES
+from worker.rendering import shipped_templates_dir
 from worker.services import accounts, audit, throttle, twofactor
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.runtime import Runtime
@@ -54,7 +55,7 @@ from worker.web.auth import (
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+TEMPLATES = shipped_templates_dir() / "web"
 STATIC = Path(__file__).resolve().parent / "static"
 
 # Content-Security-Policy: scripts, styles and images from this app only; nothing inline runs.
