@@ -822,13 +822,18 @@ def run_cmd(
 ) -> None:
     """Run everything in the foreground: embedded Redis (unless CHECKIN_BROKER_URL is set),
     the web app, an urgent and a bulk worker, and beat. Ctrl-C stops them all."""
+    from worker.embedded import EmbeddedRedisMissing
     from worker.logging_setup import configure_logging
     from worker.runner import DEFAULT_METRICS_PORT, run_all
 
     s = production_settings()
     configure_logging(s)
     metrics = metrics_port or s.worker_metrics_port or DEFAULT_METRICS_PORT
-    raise typer.Exit(run_all(s, host=host, port=port, metrics_port=metrics))
+    try:
+        code = run_all(s, host=host, port=port, metrics_port=metrics)
+    except EmbeddedRedisMissing as exc:
+        fail(str(exc), 2)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -53,7 +54,6 @@ from tests.integration.procs import Procs, base_env
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.embedded import free_port, redis_binary
-from worker.emulator import TwilioEmulator
 from worker.services.crisis import REPAGE_EVERY
 from worker.services.patients import add_patient
 from worker.services.plan import plan
