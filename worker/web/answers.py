@@ -10,8 +10,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from worker.config import Settings
 from worker.rendering import shipped_templates_dir
-from worker.services.email_answers import LinkView, view_link
-from worker.services.immediate import send_now
+from worker.services.inbound.email_answers import LinkView, view_link
+from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
 
 TEMPLATES = shipped_templates_dir() / "web"
