@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select, update
 
 from tests.integration.clinic import Clinic, open_clinic
 from worker.channels import ProviderMessage, SendResult
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.claim import claim_and_prepare
 from worker.services.outbound.dispatch import claim_due
 from worker.services.outbound.reconcile import _move, _resolve_sent
