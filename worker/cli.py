@@ -144,14 +144,12 @@ def audit_read(
     """Record a look at patient data from the command line (with the OS user: see runtime())."""
     from worker.services import audit
 
-    audit.access(
-        session, now=datetime.now(UTC), action=action, patient_id=patient_id, entity=entity
-    )
+    audit.access(session, now=settings().now(), action=action, patient_id=patient_id, entity=entity)
 
 
 def parse_now(value: str | None) -> datetime:
     if value is None:
-        return datetime.now(UTC)
+        return settings().now()  # real time, or the CHECKIN_CLOCK rehearsal clock
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -267,7 +265,7 @@ def patients_add(
     with runtime() as rt, transaction(rt) as session:
         patient = add_patient(
             session,
-            now=datetime.now(UTC),
+            now=rt.now(),
             name=name,
             tz=tz,
             channel=channel,
@@ -336,8 +334,8 @@ def patients_consent(
     """Record or withdraw consent on a channel (withdrawal suppresses pending messages)."""
     from worker.services.patients import consent_state, grant_consent, withdraw_consent
 
-    at = datetime.now(UTC)
     with runtime() as rt, transaction(rt) as session:
+        at = rt.now()
         if withdraw:
             n = withdraw_consent(session, patient_id, channel, now=at, source=source, actor="cli")
             result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
@@ -410,7 +408,7 @@ def enroll_cmd(
                 patient_id,
                 protocol_named(protocols, protocol),
                 start=start_date,
-                now=datetime.now(UTC),
+                now=rt.now(),
             )
             data = {"id": enrollment.id, "schedules": [s.id for s in schedules]}
     emit(data, as_json, lambda d: f"enrollment {d['id']} with {len(d['schedules'])} schedules")
@@ -440,7 +438,7 @@ def schedules_add(
         s = add_schedule(
             session,
             patient_id,
-            now=datetime.now(UTC),
+            now=rt.now(),
             instrument=instrument,
             rrule=rrule,
             start=start_date,
@@ -466,7 +464,7 @@ def _set_schedule(schedule_id: int, status: str, as_json: bool) -> None:
     from worker.services.schedules import set_schedule_status
 
     with runtime() as rt, transaction(rt) as session:
-        s = set_schedule_status(session, schedule_id, status, now=datetime.now(UTC))
+        s = set_schedule_status(session, schedule_id, status, now=rt.now())
         data = schedule_dict(s)
     emit(data, as_json, lambda d: f"schedule {d['id']} is {d['status']}")
 
@@ -504,9 +502,7 @@ def appointments_add(
     from worker.services.appointments import add_appointment
 
     with runtime() as rt, transaction(rt) as session:
-        a = add_appointment(
-            session, patient_id, now=datetime.now(UTC), kind=kind, at=at, location=location
-        )
+        a = add_appointment(session, patient_id, now=rt.now(), kind=kind, at=at, location=location)
         aid = a.id
     emit({"id": aid}, as_json, lambda d: f"appointment {d['id']} booked")
 
@@ -522,7 +518,7 @@ def appointments_reschedule(
     from worker.services.patients import get_patient
 
     with runtime() as rt, transaction(rt) as session:
-        a = reschedule(session, appointment_id, now=datetime.now(UTC), at=at)
+        a = reschedule(session, appointment_id, now=rt.now(), at=at)
         data = appointment_dict(a, get_patient(session, a.patient_id).tz)
     emit(data, as_json, lambda d: f"appointment {d['id']} moved to {d['local_time']}")
 
@@ -533,7 +529,7 @@ def appointments_cancel(appointment_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.appointments import cancel
 
     with runtime() as rt, transaction(rt) as session:
-        a = cancel(session, appointment_id, now=datetime.now(UTC))
+        a = cancel(session, appointment_id, now=rt.now())
         data = appointment_dict(a)
     emit(data, as_json, lambda d: f"appointment {d['id']} cancelled")
 
@@ -644,7 +640,7 @@ def followups_ack(
     from worker.services.views import followup_dict
 
     with runtime() as rt, transaction(rt) as session:
-        data = followup_dict(acknowledge(session, followup_id, by=by, now=datetime.now(UTC)))
+        data = followup_dict(acknowledge(session, followup_id, by=by, now=rt.now()))
     emit(data, as_json, lambda d: f"follow-up {d['id']} acknowledged by {d['acknowledged_by']}")
 
 
@@ -660,7 +656,7 @@ def followups_resolve(
     from worker.services.views import followup_dict
 
     with runtime() as rt, transaction(rt) as session:
-        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=datetime.now(UTC)))
+        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=rt.now()))
     emit(data, as_json, lambda d: f"follow-up {d['id']} resolved by {d['resolved_by']}")
 
 
@@ -691,7 +687,7 @@ def demo_cmd(as_json: bool = JsonOpt) -> None:
     from worker.services.demo import seed_demo
 
     with runtime() as rt, service_errors():
-        data = seed_demo(rt, datetime.now(UTC))
+        data = seed_demo(rt, rt.now())
     emit(data, as_json)
 
 

@@ -427,7 +427,7 @@ class Settings(BaseSettings):
         """What this process reads the time with: real UTC time, or the rehearsal clock of
         CHECKIN_CLOCK (anchored when first asked for, without an explicit ANCHOR)."""
         if self.clock is None:
-            return _real_now
+            return real_now
         cached = _CLOCKS.get(self.clock)
         if cached is None:
             cached = _CLOCKS.setdefault(self.clock, parse_clock(self.clock))
@@ -474,7 +474,8 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
-def _real_now() -> datetime:
+def real_now() -> datetime:
+    """Real UTC time: the one place outside the rehearsal clock that reads the system clock."""
     return datetime.now(UTC)
 
 

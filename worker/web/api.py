@@ -19,7 +19,7 @@ import hmac
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Final, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
@@ -182,7 +182,7 @@ def _user_for(request: Request, token: str) -> Principal | None:
 
     rt: Runtime = request.app.state.runtime
     with session_scope(rt.sessions) as session:
-        found = token_lookup(session, token)
+        found = token_lookup(session, token, now=rt.now())
         if found is None:
             return None
         user, row = found
@@ -225,7 +225,6 @@ def audit_access(request: Request) -> None:
     """One audit row per API request, before the route runs (so a read is on record even if
     the response is lost): GET of patient data is `view` (one patient), `search` (a list) or
     `export`; any other call is `token_used` (the change itself is recorded by the service)."""
-    from datetime import UTC, datetime
 
     rt: Runtime = request.app.state.runtime
     path = request.url.path
@@ -255,7 +254,7 @@ def audit_access(request: Request) -> None:
     with session_scope(rt.sessions) as session:
         audit.record(
             session,
-            now=datetime.now(UTC),
+            now=rt.now(),
             actor="api",
             action=action,
             entity=entity,
@@ -305,6 +304,15 @@ DB = Annotated[Session, Depends(get_session, scope="function")]
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+def request_now(request: Request) -> datetime:
+    """The instant a request acts at, read once from the runtime's clock: real time, or the
+    CHECKIN_CLOCK rehearsal clock that the workers and the dashboard read too."""
+    return runtime(request).now()
+
+
+Now = Annotated[datetime, Depends(request_now)]
 
 
 # ---------------------------------------------------------------- the router
