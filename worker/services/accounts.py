@@ -233,7 +233,7 @@ def issue_api_token(session: Session, user_id: int, *, name: str, now: datetime)
     label or a disabled user."""
     label = name.strip()
     if not label:
-        raise InvalidInput("--name is empty: give the token a label")
+        raise InvalidInput("the token's name is missing: give it a label", field="name")
     if len(label) > 100:
         raise InvalidInput("token name is longer than 100 characters")
     user = get_user(session, user_id)

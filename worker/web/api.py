@@ -381,11 +381,22 @@ def api_router() -> APIRouter:
     return router
 
 
+# Where each input a service may name in InvalidInput.field is in an API request, when it is
+# not a body field of the same name.
+API_FIELDS: Final[dict[str, str]] = {"format": "query.format", "status": "query.status"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Problem details (RFC 9457) for every error the API and the services raise."""
 
     async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        return problem(422, "Invalid input", str(exc))
+        assert isinstance(exc, InvalidInput)
+        message = str(exc)
+        if exc.field is None:
+            return problem(422, "Invalid input", message)
+        # The service names the input in the domain's words; the caller gets the API's name.
+        where = API_FIELDS.get(exc.field, f"body.{exc.field}")
+        return problem(422, "Invalid input", message, [FieldError(field=where, message=message)])
 
     async def missing(_request: Request, exc: Exception) -> JSONResponse:
         return problem(404, "Not found", str(exc).strip("'\""))
@@ -421,6 +432,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", first, errors)
 
     async def crashed(request: Request, exc: Exception) -> JSONResponse | PlainTextResponse:
+        from worker.store.db import deadline_passed
+
+        deadline = deadline_passed(exc)
+        if deadline is not None and request.url.path.startswith("/api/"):
+            # A PostgreSQL deadline passed (CHECKIN_DB_*_TIMEOUT_MS): rolled back, worth a retry.
+            log.warning("database deadline on %s %s", request.method, request.url.path)
+            response = problem(503, "Database timeout", deadline)
+            response.headers["Retry-After"] = "5"
+            return response
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
         if request.url.path.startswith("/api/"):
             return problem(500, "Internal error", "the error was logged")
