@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from tests.cli import Checkin
 from tests.conftest import make_settings
 from worker.config import load_settings
-from worker.services.patients import add_patient, get_patient
+from worker.services.records.patients import add_patient, get_patient
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import deadline_passed, make_engine, session_scope
 

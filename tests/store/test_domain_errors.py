@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.cli import Checkin
-from worker.services import accounts, followups, schedules
+from worker.services.clinical import followups
+from worker.services.clinical.export import export_patient
 from worker.services.errors import InvalidInput
-from worker.services.export import export_patient
-from worker.services.patients import add_patient
+from worker.services.records import accounts, schedules
+from worker.services.records.patients import add_patient
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 
