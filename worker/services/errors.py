@@ -3,7 +3,8 @@
 Messages speak the clinic's words, never an entry point's: a service does not know whether it
 was called by `checkin`, the API or the dashboard. When the error is about one input, `field`
 names it (a domain key such as "by", "phone", "start"), and each entry point adds its own name
-for it: the CLI its flag (worker/cli.py, FLAGS), the API its body or query field (web/api.py).
+for it: the CLI its flag (cli/common.py, FLAGS), the API its body or query field
+(web/api/common.py, API_FIELDS).
 """
 
 from __future__ import annotations
