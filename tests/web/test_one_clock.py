@@ -27,8 +27,6 @@ ALLOWED = {
     # An HTTP-date in Retry-After is the provider's real time; the rehearsal clock would
     # turn a 30 s pause into years.
     "channels/twilio_http.py": "Retry-After dates are the provider's real time",
-    # The emulator stands in for Twilio, whose clock is its own (and it is not the product).
-    "emulator/twilio.py": "the Twilio emulator keeps the provider's own clock",
 }
 CALL = re.compile(r"\bdatetime\.(now|utcnow|today)\(|\bdate\.today\(")
 

@@ -85,11 +85,13 @@ def build_runtime(
         idle_tx_timeout_ms=settings.db_idle_tx_timeout_ms,
     )
     client, pacer = _broker_clients(settings)
+    overrides = Path(settings.templates_dir) if settings.templates_dir else None
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         channels=channels,
+        renderer=Renderer(overrides_dir=overrides),
         redis=client,
         pacer=pacer,
     )
