@@ -15,6 +15,7 @@ this module holds what they share.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 from collections.abc import Iterator
@@ -310,7 +311,8 @@ def runtime(request: Request) -> Runtime:
 # ---------------------------------------------------------------- the router
 
 
-def api_router() -> APIRouter:
+@functools.cache  # Stateless (endpoints read the runtime from the request's app): built once
+def api_router() -> APIRouter:  # per process, as FastAPI takes a while to build its routes.
     from worker.web.api_fhir import fhir_router
     from worker.web.api_patients import patients_router
     from worker.web.api_records import records_router
