@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from worker.config import Settings
+from worker.rendering import shipped_templates_dir
 from worker.services.inbound.email_answers import LinkView, view_link
 from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+TEMPLATES = shipped_templates_dir() / "web"
 STATUS = {"ask": 200, "recorded": 200, "already": 200, "invalid": 410}
 
 
