@@ -9,6 +9,7 @@ Where a test needs time to pass (a window, a provider's answer time, a lapse), i
 from __future__ import annotations
 
 import multiprocessing
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -106,7 +107,8 @@ def test_no_one_second_window_holds_more_than_the_rate_across_processes(redis_ur
     # Three bulk processes and one urgent, messages of one to three segments, asking again as
     # soon as they may (or sooner): far more demand than the sender allows. Each grant is
     # counted when its request arrives at the "provider", some time after the grant.
-    jobs = [(url, who, rate, share, seconds, i == 3, 3, i) for i in range(4)]
+    start_at = time.time() + 5  # after every spawned child has imported
+    jobs = [(url, who, rate, share, seconds, i == 3, 3, i, start_at) for i in range(4)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(len(jobs)) as pool:
         results = pool.starmap(hammer, jobs)
