@@ -276,6 +276,7 @@ def patients_add(
             consent=consents,
             send_window=send_window,
             language=language,
+            confirm_optin=rt.settings.optin_confirmation,
         )
         pid = patient.id
     emit({"id": pid}, as_json, lambda d: f"patient {d['id']} added")
@@ -343,7 +344,13 @@ def patients_consent(
             result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
         else:
             changed = grant_consent(
-                session, patient_id, channel, now=at, source=source, actor="cli"
+                session,
+                patient_id,
+                channel,
+                now=at,
+                source=source,
+                actor="cli",
+                confirm_optin=rt.settings.optin_confirmation,
             )
             result = {"granted": True, "changed": changed}
         result["consent"] = consent_state(session, patient_id)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -39,6 +40,7 @@ class ConsoleEmailRecord:
     html: str | None
     message_id: str
     at: datetime
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _ConsoleBase:
@@ -106,7 +108,14 @@ class ConsoleEmail(_ConsoleBase):
             return list(self._sent)
 
     def send_email(
-        self, to: str, subject: str, text: str, html: str | None, *, message_id: str
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
     ) -> SendResult:
         record = ConsoleEmailRecord(
             provider_id=f"console-{uuid.uuid4().hex}",
@@ -116,6 +125,7 @@ class ConsoleEmail(_ConsoleBase):
             html=html,
             message_id=message_id,
             at=datetime.now(UTC),
+            headers=dict(headers or {}),
         )
         html_note = "" if html is None else f"\n[HTML alternative: {len(html)} characters]"
         block = (

@@ -35,6 +35,7 @@ from worker.domain.replies import ParsedAnswer, parse_answer
 from worker.domain.risk import RiskMatch, assess_risk
 from worker.domain.rules import ITEM9_KEY, evaluate_answer
 from worker.rendering import format_when
+from worker.services import optin
 from worker.services.answers import answers_so_far, raise_flags, raise_worsening
 from worker.services.crisis import page, start_crisis_path
 from worker.services.followups import raise_followup
@@ -395,7 +396,17 @@ class _Processor:
                 now=self.now,
                 source=f"SMS keyword (inbound {self.inbound.id})",
                 actor="patient",
+                confirm_optin=False,
             )
+            if self.rt.settings.optin_confirmation:
+                # The grant's opt-in confirmation is the answer to START (one text, not two).
+                mid = optin.confirm_start(
+                    self.session, self.patient.id, now=self.now, to=self.inbound.from_address
+                )
+                if mid is not None:
+                    self.result.send.append(mid)
+                self.done("opt_in")
+                return
         self.reply("start_confirmation", "start")
         self.done("opt_in")
 

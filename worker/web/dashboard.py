@@ -1076,6 +1076,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 send_window=_opt(form, "send_window"),
                 language=_form_str(form, "language") or "en",
                 actor=ctx.actor,
+                confirm_optin=rt.settings.optin_confirmation,
             )
             return _redirect(f"/patients/{patient.id}?done=patient_added")
 
@@ -1271,7 +1272,13 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 )
                 return patient_id, "consent_withdrawn"
             changed = grant_consent(
-                ctx.db, patient_id, channel, now=ctx.now, source=source, actor=ctx.actor
+                ctx.db,
+                patient_id,
+                channel,
+                now=ctx.now,
+                source=source,
+                actor=ctx.actor,
+                confirm_optin=rt.settings.optin_confirmation,
             )
             return patient_id, "consent_granted" if changed else "consent_unchanged"
 
