@@ -23,6 +23,7 @@ from worker.cli_hl7 import app as hl7_app
 from worker.cli_import import app as import_app
 from worker.cli_ops import app as ops_app
 from worker.cli_users import app as users_app
+from worker.cli_visits import register as register_visits
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -834,6 +835,10 @@ def run_cmd(
     configure_logging(s)
     metrics = metrics_port or s.worker_metrics_port or DEFAULT_METRICS_PORT
     raise typer.Exit(run_all(s, host=host, port=port, metrics_port=metrics))
+
+
+# `appointments no-show` and `appointments attended` (worker/cli_visits.py), listed after the rest.
+register_visits(appointments_app)
 
 
 def main() -> None:

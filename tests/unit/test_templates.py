@@ -43,7 +43,16 @@ APPOINTMENT_REPLIES = [
     "appointment_cancel_request",
     "appointment_late",
 ]
-SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES, *APPOINTMENT_REPLIES]
+# Consent texts and the day after a visit (docs/consent.md, docs/after-visit.md).
+CONSENT_AND_VISITS = ["optin_confirmation"]
+SMS_NAMES = [
+    *CHECKINS,
+    *REMINDERS,
+    "infusion_prep",
+    *REPLIES,
+    *APPOINTMENT_REPLIES,
+    *CONSENT_AND_VISITS,
+]
 EMAIL_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", "crisis_reply", "oncall_page"]
 SIMPLE_INSTRUMENT = {
     "checkin_mood": "mood",
@@ -241,6 +250,7 @@ ONE_SEGMENT_EN = [
     "start_confirmation",
     "oncall_page",
     *APPOINTMENT_REPLIES,
+    *CONSENT_AND_VISITS,
 ]
 
 

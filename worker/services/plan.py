@@ -39,6 +39,7 @@ from sqlalchemy import (
 )
 
 from worker.config import parse_window
+from worker.services.after_visit import plan_after_visits
 from worker.services.plan_rows import (
     APPOINTMENT_ID,
     SCHEDULE_ID,
@@ -91,7 +92,8 @@ def plan(rt: Runtime, now: datetime, *, batch: int = BATCH) -> int:
         raise ValueError("batch must be at least 1")
     horizon = now + timedelta(hours=rt.settings.plan_horizon_hours)
     run = _Run(rt, now, horizon, batch)
-    return run.walk(_schedules(run)) + run.walk(_appointments(run))
+    planned = run.walk(_schedules(run)) + run.walk(_appointments(run))
+    return planned + plan_after_visits(rt, now, horizon)
 
 
 @dataclass

@@ -29,6 +29,8 @@ from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.domain.stop_notice import names_stop, with_stop_notice
 from worker.rendering import format_when
 from worker.services import links, stop_notice, unsubscribe
+from worker.services.after_visit import LIVE_STATUSES as LIVE_AFTER_VISIT
+from worker.services.after_visit import TEMPLATE as AFTER_VISIT
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Consent, Message, Patient, Schedule
 
@@ -202,7 +204,9 @@ def _check(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> _Verdict |
         return _Verdict("suppressed", "too_late", "suppressed")
     if m.appointment_id is not None:
         appt = facts.appointments.get(m.appointment_id)
-        if appt is None or appt.status != "booked":
+        # A visit marked attended keeps its day-after check-in (services/after_visit.py).
+        live = LIVE_AFTER_VISIT if m.template == AFTER_VISIT else ("booked",)
+        if appt is None or appt.status not in live:
             return _Verdict("cancelled", "appointment_cancelled", "cancelled")
         if appt.version != m.appointment_version:
             return _Verdict("cancelled", "appointment_rescheduled", "cancelled")

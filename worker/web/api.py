@@ -314,6 +314,7 @@ def api_router() -> APIRouter:
     from worker.web.api_fhir import fhir_router
     from worker.web.api_patients import patients_router
     from worker.web.api_records import records_router
+    from worker.web.api_visits import visits_router
 
     router = APIRouter(
         prefix="/api",
@@ -370,6 +371,7 @@ def api_router() -> APIRouter:
     router.include_router(patients_router())
     router.include_router(records_router())
     router.include_router(fhir_router())
+    router.include_router(visits_router())
     return router
 
 
