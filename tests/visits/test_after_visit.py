@@ -63,7 +63,7 @@ def booked(rt: Runtime, kind: str = "infusion", language: str = "en") -> tuple[i
     with session_scope(rt.sessions) as s:
         p = add_patient(
             s, now=VISIT - timedelta(days=9), name="Dee", tz=TZ, channel="sms", phone=PHONE,
-            consent=["sms"], language=language,
+            consent=["sms"], language=language, confirm_optin=False,
         )  # fmt: skip
         enroll(
             s, p.id, rt.protocols["infusion-follow"], start=date(2026, 3, 1),
