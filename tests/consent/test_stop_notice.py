@@ -110,3 +110,23 @@ def test_a_shorter_form_is_used_when_the_long_one_does_not_fit(language: str) ->
     assert with_stop_notice("x" * (160 - len(shortest)), language) is None
     # A UCS-2 body (70 a segment) takes the form that keeps it one UCS-2 segment.
     assert with_stop_notice("á" * 50, language) == "á" * 50 + f" {shorter}"
+
+
+def test_a_retried_send_carries_the_notice_again(crt: Runtime) -> None:
+    from sqlalchemy import update
+
+    from worker.store.models import Message
+
+    pid = patient(crt, utc(2026, 9, 1, 17))
+    assert "STOP to opt out" in send(crt, pid, utc(2026, 9, 2, 17))
+    # As after a transient provider error: the row goes round again and is rendered anew.
+    with session_scope(crt.sessions) as s:
+        s.execute(
+            update(Message)
+            .where(Message.patient_id == pid)
+            .values(status="scheduled", due_at=utc(2026, 9, 2, 18))
+        )
+    channel = crt.channels.sms
+    assert isinstance(channel, ConsoleSms)
+    tick(crt, utc(2026, 9, 2, 18))
+    assert channel.sent[-1].body.endswith(" Reply STOP to opt out.")

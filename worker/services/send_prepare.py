@@ -267,12 +267,17 @@ class _StopNotices:
         now: datetime,
     ) -> None:
         self.on = rt.settings.stop_reminder == "monthly"
+        rows = list(rows)
         candidates = {
             (r.patient_id, facts.patients[r.patient_id].tz)
             for r in rows
             if stop_notice.eligible(r) and r.patient_id in facts.patients
         }
-        self.owed = stop_notice.owed(session, candidates, now) if self.on and candidates else set()
+        self.owed = (
+            stop_notice.owed(session, candidates, now, [r.id for r in rows])
+            if self.on and candidates
+            else set()
+        )
 
     def apply(self, m: Row[Any], p: Prepared) -> tuple[Prepared, bool]:
         """The prepared message, with the notice when it is owed and fits; and whether the

@@ -43,8 +43,17 @@ def eligible(m: Any) -> bool:
     )
 
 
-def owed(session: Session, patients: Iterable[tuple[int, str]], now: datetime) -> set[int]:
-    """Of these (patient id, zone) pairs, the patients whose month has no STOP notice yet."""
+def owed(
+    session: Session,
+    patients: Iterable[tuple[int, str]],
+    now: datetime,
+    preparing: Iterable[int] = (),
+) -> set[int]:
+    """Of these (patient id, zone) pairs, the patients whose month has no STOP notice yet.
+
+    `preparing`: the rows being rendered now; a retry of a row that carried the notice on its
+    failed attempt must carry it again, not count as having sent it."""
+    skip = list(preparing)
     out: set[int] = set()
     for pid, tz in patients:
         since = month_start(now, tz)
@@ -56,6 +65,7 @@ def owed(session: Session, patients: Iterable[tuple[int, str]], now: datetime) -
                 Message.stop_notice.is_(True),
                 Message.status.in_(WENT),
                 Message.sending_at >= since,
+                Message.id.not_in(skip),
             )
             .limit(1)
         )
