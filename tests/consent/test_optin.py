@@ -9,13 +9,13 @@ from sqlalchemy import select
 from tests.cli import Checkin
 from worker.channels.console import ConsoleSms
 from worker.domain.sms_text import encoding, segments
-from worker.services.immediate import send_now
-from worker.services.inbound import process_inbound, receive_sms
-from worker.services.patients import add_patient, grant_consent, withdraw_consent
+from worker.services.inbound.receive import process_inbound, receive_sms
+from worker.services.outbound.send_now import send_now
+from worker.services.records.patients import add_patient, grant_consent, withdraw_consent
 from worker.services.runtime import Runtime
-from worker.services.tick import tick
 from worker.store.db import session_scope
 from worker.store.models import Message
+from worker.tick import tick
 
 # 15:00 UTC: 10:00 in New York, inside the default send window.
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)

@@ -9,11 +9,11 @@ import pytest
 from worker.channels.console import ConsoleSms
 from worker.domain.sms_text import segments
 from worker.domain.stop_notice import FORMS, with_stop_notice
-from worker.services.immediate import queue_now
-from worker.services.patients import add_patient
+from worker.services.outbound.send_now import queue_now
+from worker.services.records.patients import add_patient
 from worker.services.runtime import Runtime
-from worker.services.tick import tick
 from worker.store.db import session_scope
+from worker.tick import tick
 
 TZ = "America/Los_Angeles"
 PHONE = "+13105550188"

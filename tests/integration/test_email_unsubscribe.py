@@ -14,11 +14,11 @@ from sqlalchemy import select
 from tests.integration.clinic import Clinic, open_clinic
 from tests.integration.test_email_answers import text_part
 from worker.emulator import TwilioEmulator
-from worker.services.immediate import queue_now
-from worker.services.patients import consent_state
-from worker.services.tick import tick
+from worker.services.outbound.send_now import queue_now
+from worker.services.records.patients import consent_state
 from worker.store.db import session_scope
 from worker.store.models import AuditEvent, Message, UnsubscribeToken
+from worker.tick import tick
 
 ADDRESS = "rosa@example.org"
 NOW = datetime(2026, 4, 14, 15, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from worker.domain.protocols import AfterVisit, ProtocolError, load_protocol_file, load_protocols
-from worker.services.after_visit import has_words, needs_clinician
+from worker.services.inbound.after_visit import has_words, needs_clinician
 
 HEAD = """\
 name: p

@@ -13,17 +13,17 @@ from sqlalchemy import select
 from tests.conftest import make_settings
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
-from worker.services.appointments import add_appointment, cancel, reschedule
-from worker.services.immediate import send_now
-from worker.services.inbound import process_inbound, receive_sms
-from worker.services.patients import add_patient
-from worker.services.plan import plan
+from worker.services.inbound.receive import process_inbound, receive_sms
+from worker.services.outbound.plan import plan
+from worker.services.outbound.send_now import send_now
+from worker.services.records.appointments import add_appointment, cancel, reschedule
+from worker.services.records.patients import add_patient
+from worker.services.records.schedules import enroll
+from worker.services.records.visits import mark_attended, mark_no_show
 from worker.services.runtime import Runtime, build_runtime
-from worker.services.schedules import enroll
-from worker.services.tick import tick
-from worker.services.visits import mark_attended, mark_no_show
 from worker.store.db import session_scope
 from worker.store.models import FollowUp, Message, Response
+from worker.tick import tick
 
 TZ = "America/New_York"
 PHONE = "+12125550177"

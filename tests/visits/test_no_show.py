@@ -16,11 +16,11 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
     twilio_emulator,
 )
 from worker.emulator import TwilioEmulator
-from worker.services.appointments import add_appointment
-from worker.services.patients import add_patient
+from worker.services.records.appointments import add_appointment
+from worker.services.records.patients import add_patient
 from worker.services.runtime import build_runtime
-from worker.services.tick import tick
 from worker.store.db import session_scope
+from worker.tick import tick
 
 VISIT = datetime(2026, 3, 10, 18, 0, tzinfo=UTC)
 AFTER = (VISIT + timedelta(hours=2)).isoformat()

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from tests.integration.clinic import Clinic, open_clinic
 from tests.web.conftest import Browser, add_account
 from worker.emulator import TwilioEmulator
-from worker.services.appointments import add_appointment
-from worker.services.patients import add_patient
+from worker.services.records.appointments import add_appointment
+from worker.services.records.patients import add_patient
 from worker.store.db import session_scope
 from worker.store.models import Appointment, FollowUp, Message
 

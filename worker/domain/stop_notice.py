@@ -2,7 +2,7 @@
 
 CTIA expects recurring programs to remind people how to stop. A notice never makes an SMS
 longer than one segment: the longest form that fits is used; when none fits, the body goes as it
-is and the notice waits for the next SMS short enough to carry it (services/stop_notice.py).
+is and the notice waits for the next SMS short enough to carry it (services/outbound/stop_notice.py).
 """
 
 from __future__ import annotations

@@ -204,12 +204,12 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     segments: Mapped[int | None]
     # The body carries "Reply STOP to opt out" (the monthly reminder, or a consent text that
-    # names STOP): the month's reminder is due until one such SMS went (services/stop_notice.py).
+    # names STOP): the month's reminder is due until one such SMS went (services/outbound/stop_notice.py).
     stop_notice: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
-    # The worker process whose lease covers this `sending` row (services/lease.py); None: the
+    # The worker process whose lease covers this `sending` row (services/outbound/lease.py); None: the
     # stale rule alone decides when the attempt counts as abandoned.
     sending_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]

@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from worker.services import unsubscribe
+from worker.services.records import unsubscribe
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 
