@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from worker.store.models import Message
@@ -51,24 +51,28 @@ def owed(
 ) -> set[int]:
     """Of these (patient id, zone) pairs, the patients whose month has no STOP notice yet.
 
-    `preparing`: the rows being rendered now; a retry of a row that carried the notice on its
-    failed attempt must carry it again, not count as having sent it."""
-    skip = list(preparing)
-    out: set[int] = set()
-    for pid, tz in patients:
-        since = month_start(now, tz)
-        done = session.scalar(
-            select(Message.id)
-            .where(
-                Message.patient_id == pid,
-                Message.channel == "sms",
-                Message.stop_notice.is_(True),
-                Message.status.in_(WENT),
-                Message.sending_at >= since,
-                Message.id.not_in(skip),
-            )
-            .limit(1)
+    One query for the whole chunk (the send path reads each table once per chunk). `preparing`:
+    the rows being rendered now; a retry of a row that carried the notice on its failed attempt
+    must carry it again, not count as having sent it."""
+    starts = {pid: month_start(now, tz) for pid, tz in patients}
+    if not starts:
+        return set()
+    rows = session.execute(
+        select(Message.patient_id, func.max(Message.sending_at))
+        .where(
+            Message.patient_id.in_(list(starts)),
+            Message.channel == "sms",
+            Message.stop_notice.is_(True),
+            Message.status.in_(WENT),
+            Message.sending_at >= min(starts.values()),
+            Message.id.not_in(list(preparing)),
         )
-        if done is None:
+        .group_by(Message.patient_id)
+    ).all()
+    last: dict[int | None, datetime | None] = {pid: at for pid, at in rows}
+    out: set[int] = set()
+    for pid, since in starts.items():
+        seen = last.get(pid)
+        if seen is None or seen < since:
             out.add(pid)
     return out
