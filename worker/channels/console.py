@@ -10,12 +10,13 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO
 
 from worker.channels import ProviderMessage, SendResult
+from worker.config import real_now
 from worker.domain.sms_text import encoding, segments
 
 _RULE = "-" * 60
@@ -46,8 +47,13 @@ class ConsoleEmailRecord:
 class _ConsoleBase:
     name = "console"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = real_now
+    ) -> None:
         self._stream = stream
+        # The settings' clock (build_channels passes it), so that a CHECKIN_CLOCK rehearsal
+        # stamps what the console "sent" with the rehearsal's time, as the rows are.
+        self._clock = clock
         self._lock = threading.Lock()
 
     def _write(self, block: str) -> None:
@@ -61,8 +67,10 @@ class ConsoleSms(_ConsoleBase):
 
     can_reconcile = False
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream)
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = real_now
+    ) -> None:
+        super().__init__(stream, clock=clock)
         self._sent: list[ConsoleSmsRecord] = []
 
     @property
@@ -78,7 +86,7 @@ class ConsoleSms(_ConsoleBase):
             to=to,
             body=body,
             status_callback=status_callback,
-            at=datetime.now(UTC),
+            at=self._clock(),
             sender=sender,
         )
         parts = segments(body)
@@ -98,8 +106,10 @@ class ConsoleSms(_ConsoleBase):
 class ConsoleEmail(_ConsoleBase):
     """Prints each email (headers, text part, and the size of any HTML part); keeps `.sent`."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream)
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = real_now
+    ) -> None:
+        super().__init__(stream, clock=clock)
         self._sent: list[ConsoleEmailRecord] = []
 
     @property
@@ -124,7 +134,7 @@ class ConsoleEmail(_ConsoleBase):
             text=text,
             html=html,
             message_id=message_id,
-            at=datetime.now(UTC),
+            at=self._clock(),
             headers=dict(headers or {}),
         )
         html_note = "" if html is None else f"\n[HTML alternative: {len(html)} characters]"

@@ -7,17 +7,16 @@ session or CSRF token applies. No script, no inline style: the strict CSP below 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from worker.rendering import shipped_templates_dir
 from worker.services.records import unsubscribe
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+TEMPLATES = shipped_templates_dir() / "web"
 STATUS = {"ask": 200, "done": 200, "invalid": 404}
 HEADERS = {
     "Content-Security-Policy": (
