@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.integration.test_email_answers import text_part
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.send_now import queue_now
 from worker.services.records.patients import consent_state
 from worker.store.db import session_scope

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.cli import Checkin
 from tests.conftest import make_settings
@@ -15,7 +16,6 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
     smtp_server_factory,
     twilio_emulator,
 )
-from worker.emulator import TwilioEmulator
 from worker.services.records.appointments import add_appointment
 from worker.services.records.patients import add_patient
 from worker.services.runtime import build_runtime

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.web.conftest import Browser, add_account
-from worker.emulator import TwilioEmulator
 from worker.services.records.appointments import add_appointment
 from worker.services.records.patients import add_patient
 from worker.store.db import session_scope
