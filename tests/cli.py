@@ -16,7 +16,14 @@ class Checkin:
     """`checkin` bound to one environment, e.g. Checkin({"CHECKIN_DATABASE_URL": url})."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.env = {"CHECKIN_CLINIC_NAME": "Riverside Pain & Wellness", **env}
+        # Consent texts have tests of their own (tests/consent/); elsewhere they would add a
+        # message to every count and a line to every body.
+        self.env = {
+            "CHECKIN_CLINIC_NAME": "Riverside Pain & Wellness",
+            "CHECKIN_OPTIN_CONFIRMATION": "0",
+            "CHECKIN_STOP_REMINDER": "off",
+            **env,
+        }
 
     def run(self, *args: str, ok: bool = True) -> Any:
         result = _runner.invoke(app, list(args), env=self.env, catch_exceptions=False)

@@ -163,6 +163,10 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "clinic_phone": "+12125550199",
         "public_url": "http://127.0.0.1:8000",
         "require_2fa": False,  # two-factor sign-in has tests of its own
+        # Consent texts have tests of their own (tests/consent/); elsewhere they would add a
+        # message to every count and a line to every body.
+        "optin_confirmation": False,
+        "stop_reminder": "off",
         "_env_file": None,
     }
     values.update(overrides)

@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     # budget, so a page never waits behind patient traffic. Unset: the default sender.
     oncall_from: str | None = None
     send_window: str = "08:00-21:00"
+    # Consent texts (docs/consent.md): the opt-in confirmation on every SMS consent grant (0:
+    # the clinic confirms consent another way); the name SMS start with (unset: clinic_name);
+    # "Reply STOP to opt out" on the first SMS of each patient-local calendar month.
+    optin_confirmation: bool = True
+    sms_sender_name: str | None = Field(default=None, max_length=40)
+    stop_reminder: Literal["monthly", "off"] = "monthly"
+    # After a no-show: a "we missed you, reply R to rebook" text (docs/after-visit.md).
+    noshow_text: bool = False
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
     # A clinic's own message templates, same layout as the shipped templates/, looked up first

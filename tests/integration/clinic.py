@@ -124,6 +124,9 @@ def open_clinic(
         # Two-factor sign-in is tested on its own (tests/web/test_access*.py); elsewhere the
         # tests sign in with a password only.
         "CHECKIN_REQUIRE_2FA": "0",
+        # Consent texts have tests of their own (tests/consent/).
+        "CHECKIN_OPTIN_CONFIRMATION": "0",
+        "CHECKIN_STOP_REMINDER": "off",
         **{k: str(v) for k, v in overrides.items()},
     }
     settings = Settings(_env_file=None, **{_field(k): v for k, v in env.items()})  # type: ignore[arg-type]

@@ -75,6 +75,9 @@ def base_env(tmp_path: Path, db_url: str, redis_url: str, emulator: object) -> d
         "CHECKIN_TWILIO_TIMEOUT_SECONDS": "2",
         "CHECKIN_TICK_SECONDS": "1",
         "CHECKIN_CLINIC_NAME": "Riverside Pain & Wellness",
+        # Consent texts have tests of their own (tests/consent/).
+        "CHECKIN_OPTIN_CONFIRMATION": "0",
+        "CHECKIN_STOP_REMINDER": "off",
         # Paced (the shared limiter runs), but far above what these tests send per second.
         "CHECKIN_SMS_RATE": "1000",
         # Required outside development (`checkin web`/`run` refuse to start without it).

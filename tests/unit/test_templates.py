@@ -44,13 +44,30 @@ APPOINTMENT_REPLIES = [
     "appointment_cancel_request",
     "appointment_late",
 ]
-SMS_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", *REPLIES, *APPOINTMENT_REPLIES]
-EMAIL_NAMES = [*CHECKINS, *REMINDERS, "infusion_prep", "crisis_reply", "oncall_page"]
+# Consent texts and the day after a visit (docs/consent.md, docs/after-visit.md).
+CONSENT_AND_VISITS = ["optin_confirmation", "after_visit", "noshow"]
+SMS_NAMES = [
+    *CHECKINS,
+    *REMINDERS,
+    "infusion_prep",
+    *REPLIES,
+    *APPOINTMENT_REPLIES,
+    *CONSENT_AND_VISITS,
+]
+EMAIL_NAMES = [
+    *CHECKINS,
+    *REMINDERS,
+    "infusion_prep",
+    "crisis_reply",
+    "oncall_page",
+    "after_visit",
+]
 SIMPLE_INSTRUMENT = {
     "checkin_mood": "mood",
     "checkin_pain": "pain",
     "checkin_sleep": "sleep",
     "checkin_mood_pain": "mood_pain",
+    "after_visit": "mood",  # the day after a visit: "how are you feeling today, 0-10?"
 }
 CONVERSATIONAL = ["phq2", "phq9", "gad2", "gad7", "peg"]
 
@@ -233,6 +250,7 @@ ONE_SEGMENT_EN = [
     "start_confirmation",
     "oncall_page",
     *APPOINTMENT_REPLIES,
+    *CONSENT_AND_VISITS,
 ]
 
 
@@ -715,3 +733,36 @@ def test_the_possible_risk_reply_names_988_and_the_clinic_and_nothing_clinical(
         "possible_risk_reply", language, dict(common(language), clinic_phone=None)
     )
     assert "None" not in without_phone and "988" in without_phone
+
+
+# --- consent texts and the day after a visit (docs/consent.md, docs/after-visit.md) ----------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_optin_confirmation_says_what_ctia_asks(renderer: Renderer, language: str) -> None:
+    body = renderer.sms("optin_confirmation", language, common(language))
+    assert body.startswith(f"{CLINIC}: ") and "HELP" in body and "STOP" in body
+    if language == "en":
+        for phrase in (
+            "check-ins and appointment reminders",
+            "Msg frequency varies",
+            "Msg & data rates may apply",
+            "Reply HELP for help, STOP to opt out",
+        ):
+            assert phrase in body
+    named = renderer.sms(
+        "optin_confirmation", language, common(language, sms_sender="Riverside Clinic")
+    )
+    assert named.startswith("Riverside Clinic: ")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_day_after_and_no_show_texts_say_nothing_clinical(
+    renderer: Renderer, language: str
+) -> None:
+    after = renderer.sms("after_visit", language, common(language))
+    assert "0" in after and "10" in after
+    missed = renderer.sms("noshow", language, common(language))
+    assert " R " in missed and "CANCEL" not in missed.upper()
+    for body in (after, missed):
+        assert not re.search(r"\b(visit|infus\w*|treat\w*|dose|session|sesi)\b", body, re.I)

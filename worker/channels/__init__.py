@@ -7,6 +7,7 @@ here reads settings at import.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -90,9 +91,17 @@ class EmailChannel(Protocol):
     name: str
 
     def send_email(
-        self, to: str, subject: str, text: str, html: str | None, *, message_id: str
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
     ) -> SendResult:
-        """Send one email with text and optional HTML alternatives. Raises ChannelError."""
+        """Send one email with text and optional HTML alternatives, and any extra `headers`
+        (List-Unsubscribe). Raises ChannelError."""
         ...
 
 

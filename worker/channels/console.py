@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
@@ -41,6 +41,7 @@ class ConsoleEmailRecord:
     html: str | None
     message_id: str
     at: datetime
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _ConsoleBase:
@@ -117,7 +118,14 @@ class ConsoleEmail(_ConsoleBase):
             return list(self._sent)
 
     def send_email(
-        self, to: str, subject: str, text: str, html: str | None, *, message_id: str
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
     ) -> SendResult:
         record = ConsoleEmailRecord(
             provider_id=f"console-{uuid.uuid4().hex}",
@@ -127,6 +135,7 @@ class ConsoleEmail(_ConsoleBase):
             html=html,
             message_id=message_id,
             at=self._clock(),
+            headers=dict(headers or {}),
         )
         html_note = "" if html is None else f"\n[HTML alternative: {len(html)} characters]"
         block = (

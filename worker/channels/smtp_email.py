@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
@@ -56,7 +57,14 @@ class SmtpEmail:
         self.ssl_context = ssl_context
 
     def build_message(
-        self, to: str, subject: str, text: str, html: str | None, *, message_id: str
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
     ) -> EmailMessage:
         """The MIME message: text/plain, plus text/html as an alternative when given."""
         msg = EmailMessage(policy=_POLICY)
@@ -65,20 +73,31 @@ class SmtpEmail:
         msg["Subject"] = subject
         msg["Date"] = formatdate(usegmt=True)
         msg["Message-ID"] = message_id if message_id.startswith("<") else f"<{message_id}>"
+        for name, value in (headers or {}).items():
+            msg[name] = value
         msg.set_content(text)
         if html is not None:
             msg.add_alternative(html, subtype="html")
         return msg
 
     def send_email(
-        self, to: str, subject: str, text: str, html: str | None, *, message_id: str
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        *,
+        message_id: str,
+        headers: Mapping[str, str] | None = None,
     ) -> SendResult:
         """Send one email. Returns the Message-ID as provider_id.
 
         Raises ChannelError (permanent for 5xx replies and unusable input) or DeliveryUnknown.
         """
         try:
-            msg = self.build_message(to, subject, text, html, message_id=message_id)
+            msg = self.build_message(
+                to, subject, text, html, message_id=message_id, headers=headers
+            )
             payload = msg.as_bytes()
             sender = parseaddr(self.from_addr)[1]
             recipient = parseaddr(to)[1]

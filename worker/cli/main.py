@@ -37,6 +37,7 @@ from worker.cli.imports import app as import_app
 from worker.cli.ops import app as ops_app
 from worker.cli.templates import app as templates_app
 from worker.cli.users import app as users_app
+from worker.cli.visits import register as register_visits
 
 if TYPE_CHECKING:
     pass
@@ -125,6 +126,7 @@ def patients_add(
             consent=consents,
             send_window=send_window,
             language=language,
+            confirm_optin=rt.settings.optin_confirmation,
         )
         pid = patient.id
     emit({"id": pid}, as_json, lambda d: f"patient {d['id']} added")
@@ -192,7 +194,13 @@ def patients_consent(
             result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
         else:
             changed = grant_consent(
-                session, patient_id, channel, now=at, source=source, actor="cli"
+                session,
+                patient_id,
+                channel,
+                now=at,
+                source=source,
+                actor="cli",
+                confirm_optin=rt.settings.optin_confirmation,
             )
             result = {"granted": True, "changed": changed}
         result["consent"] = consent_state(session, patient_id)
@@ -688,6 +696,10 @@ def run_cmd(
     except EmbeddedRedisMissing as exc:
         fail(str(exc), 2)
     raise typer.Exit(code)
+
+
+# `appointments no-show` and `appointments attended` (worker/cli/visits.py), listed after the rest.
+register_visits(appointments_app)
 
 
 def main() -> None:

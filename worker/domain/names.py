@@ -28,5 +28,6 @@ FOLLOWUP_REASONS: Final = (
     "delivery_failed",
     "phq9_item9_unanswered",
     "no_show",
+    "after_visit",
 )
 SEVERITIES: Final = ("urgent", "high", "routine")

@@ -12,6 +12,10 @@ there with the same name as a shipped one replaces it. A file's shape:
         rrule: FREQ=DAILY;COUNT=1;BYHOUR=10   # patient-local hours, as for `schedules add`
         start_day: 0                # days after the enrollment start (optional, default 0)
         days: 21                    # how long the step lasts (optional, default: open-ended)
+    after_visit:                    # optional: a check-in the day after each visit of a kind
+      kinds: [infusion]             # appointment kinds (optional, default [infusion])
+      send_at: "10:00"              # patient-local HH:MM, quoted (optional, default "10:00")
+      low: 3                        # answers 0..low go to a clinician (optional, default 3)
 
 Every mistake is reported as "<file>:<line>: <reason>".
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from worker.domain.names import INSTRUMENTS, TWO_WEEK_INSTRUMENTS
+from worker.domain.names import APPOINTMENT_KINDS, INSTRUMENTS, TWO_WEEK_INSTRUMENTS
 from worker.domain.schedule import (
     MIN_DAYS_BETWEEN_TWO_WEEK_INSTRUMENTS,
     ScheduleError,
@@ -40,7 +44,9 @@ from worker.domain.schedule import (
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "protocols"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_TOP_KEYS = ("name", "title", "description", "steps")
+_TOP_KEYS = ("name", "title", "description", "steps", "after_visit")
+_AFTER_VISIT_KEYS = ("kinds", "send_at", "low")
+_HHMM_RE = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _TOP_REQUIRED = ("name", "title", "steps")
 _STEP_KEYS = ("instrument", "rrule", "start_day", "days")
 _STEP_REQUIRED = ("instrument", "rrule")
@@ -103,12 +109,23 @@ class ProtocolStep:
 
 
 @dataclass(frozen=True)
+class AfterVisit:
+    """The check-in the day after each visit of `kinds` (docs/after-visit.md): at `send_at`
+    patient-local; an answer of `low` or less, or any words, goes to a clinician."""
+
+    kinds: tuple[str, ...] = ("infusion",)
+    send_at: time = time(10, 0)
+    low: int = 3
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     title: str
     description: str
     steps: tuple[ProtocolStep, ...]
     source: str  # the file it was loaded from
+    after_visit: AfterVisit | None = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +248,43 @@ class _Reader:
             description=description.strip(),
             steps=tuple(steps),
             source=str(self.path),
+            after_visit=self.after_visit(fields["after_visit"])
+            if "after_visit" in fields
+            else None,
         )
+
+    def after_visit(self, node: Node) -> AfterVisit:
+        fields = self.mapping(node, _AFTER_VISIT_KEYS, (), "after_visit")
+        kinds: tuple[str, ...] = AfterVisit.kinds
+        if "kinds" in fields:
+            kinds_node = fields["kinds"]
+            if not isinstance(kinds_node, SequenceNode) or not kinds_node.value:
+                raise self.error(
+                    kinds_node, "after_visit kinds must be a list of appointment kinds"
+                )
+            kinds = tuple(self.text(k, "kind") for k in kinds_node.value)
+            for k, k_node in zip(kinds, kinds_node.value, strict=True):
+                if k not in APPOINTMENT_KINDS:
+                    raise self.error(
+                        k_node,
+                        f"unknown appointment kind {k!r} (known: {', '.join(APPOINTMENT_KINDS)})",
+                    )
+        send_at = AfterVisit.send_at
+        if "send_at" in fields:
+            at_node = fields["send_at"]
+            if isinstance(at_node, ScalarNode) and at_node.tag == _INT:
+                # YAML 1.1 reads an unquoted 10:00 as the number 600.
+                raise self.error(at_node, 'after_visit send_at must be quoted: send_at: "10:00"')
+            match = _HHMM_RE.match(self.text(at_node, "send_at"))
+            if match is None:
+                raise self.error(at_node, "after_visit send_at must be HH:MM, 00:00 to 23:59")
+            send_at = time(int(match.group(1)), int(match.group(2)))
+        low = AfterVisit.low
+        if "low" in fields:
+            low = self.integer(fields["low"], "low")
+            if not 0 <= low <= 10:
+                raise self.error(fields["low"], "after_visit low must be 0 to 10")
+        return AfterVisit(kinds=kinds, send_at=send_at, low=low)
 
     def step(self, node: Node) -> ProtocolStep:
         fields = self.mapping(node, _STEP_KEYS, _STEP_REQUIRED, "a step")

@@ -203,6 +203,9 @@ class Message(Base):
     error_code: Mapped[str | None] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     segments: Mapped[int | None]
+    # The body carries "Reply STOP to opt out" (the monthly reminder, or a consent text that
+    # names STOP): the month's reminder is due until one such SMS went (services/outbound/stop_notice.py).
+    stop_notice: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
@@ -419,6 +422,21 @@ class ExternalId(Base):
     created_at: Mapped[datetime]
 
 
+class UnsubscribeToken(Base):
+    """An email's one-click unsubscribe link (RFC 8058). The URL carries a random token; only
+    its SHA-256 is kept, so the table alone opens no link and no id is readable in the URL."""
+
+    __tablename__ = "unsubscribe_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    message_id: Mapped[int | None]
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
 class Hl7Message(Base):
     """One HL7 v2 message as received over MLLP, stored verbatim before it is applied.
 
@@ -464,6 +482,7 @@ __all__ = [
     "Response",
     "Schedule",
     "SignInFailure",
+    "UnsubscribeToken",
     "User",
     "WebSession",
 ]

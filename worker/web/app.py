@@ -26,6 +26,7 @@ from worker.web.dashboard import STATIC, dashboard_router
 from worker.web.inbound_sink import InboundSink, default_sink
 from worker.web.limits import BodySizeLimit
 from worker.web.metrics import WebhookTimer, render_metrics, webhook_histogram
+from worker.web.unsubscribe import unsubscribe_router
 from worker.web.webhooks import TwilioWebhooks
 
 
@@ -47,6 +48,7 @@ def create_app(
     app.state.inbound_sink = sink
     app.include_router(api_router())
     app.include_router(answers_router(settings, rt))
+    app.include_router(unsubscribe_router(rt))
     app.include_router(dashboard_router(rt))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_handlers(app)

@@ -85,6 +85,8 @@ REASON_TEXT: Final = {
     "opt_out": "Opted out of messages",
     "delivery_failed": "Message delivery failed",
     "phq9_item9_unanswered": "PHQ-9 item 9 unanswered",
+    "no_show": "Missed appointment",
+    "after_visit": "Day-after-visit check-in to read",
 }
 TASK_STATUS: Final = {"open": "requested", "acknowledged": "in-progress", "resolved": "completed"}
 TASK_PRIORITY: Final = {"urgent": "stat", "high": "urgent", "routine": "routine"}

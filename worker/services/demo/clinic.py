@@ -95,6 +95,7 @@ def seed_demo(rt: Runtime, now: datetime) -> dict[str, Any]:
                 consent_source="demo",
                 language=lang,
                 actor="demo",
+                confirm_optin=rt.settings.optin_confirmation,
             )
             enroll(
                 session,

@@ -38,7 +38,9 @@ from worker.rendering import format_when
 from worker.services.clinical.after_answers import answers_so_far, raise_flags, raise_worsening
 from worker.services.clinical.crisis import page, start_crisis_path
 from worker.services.clinical.followups import raise_followup
+from worker.services.inbound import after_visit
 from worker.services.outbound.send_now import queue_now
+from worker.services.records import optin, visits
 from worker.services.records.patients import grant_consent, has_consent, withdraw_consent
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -395,7 +397,17 @@ class _Processor:
                 now=self.now,
                 source=f"SMS keyword (inbound {self.inbound.id})",
                 actor="patient",
+                confirm_optin=False,
             )
+            if self.rt.settings.optin_confirmation:
+                # The grant's opt-in confirmation is the answer to START (one text, not two).
+                mid = optin.confirm_start(
+                    self.session, self.patient.id, now=self.now, to=self.inbound.from_address
+                )
+                if mid is not None:
+                    self.result.send.append(mid)
+                self.done("opt_in")
+                return
         self.reply("start_confirmation", "start")
         self.done("opt_in")
 
@@ -422,7 +434,7 @@ class _Processor:
             .limit(1)
         )
         if reminded is None:
-            return False
+            return self.rebook_missed_visit(verdict)
         detail = {"appointment_id": reminded.id, "starts_at": reminded.starts_at.isoformat()}
         context: dict[str, Any] = {}
         if verdict == "confirm":
@@ -438,6 +450,19 @@ class _Processor:
         # The outcome in the patient's words ("Confirmed: Tue Mar 10, 2:00 PM."), not a generic ack.
         self.reply(f"appointment_{verdict}", "ack", context)
         self.done(f"appointment_{verdict}")
+        return True
+
+    def rebook_missed_visit(self, verdict: AppointmentReply) -> bool:
+        """ "R" after the "we missed you" text: the front desk finds a new time."""
+        assert self.patient is not None
+        if verdict != "reschedule":
+            return False
+        missed = visits.missed_visit_texted(self.session, self.patient.id, self.now)
+        if missed is None:
+            return False
+        self.followup("reschedule_request", "routine", appointment_id=missed, after="no_show")
+        self.reply("appointment_reschedule", "ack")
+        self.done("appointment_reschedule")
         return True
 
     # -- check-in answers ------------------------------------------------------------------
@@ -491,6 +516,7 @@ class _Processor:
         checkin, late = self.open_checkin()
         if checkin is None:
             return False
+        visit = after_visit.of_checkin(self.session, checkin)
         instrument = get_instrument(checkin.instrument, self.lang)
         if instrument.conversational:
             index = min(checkin.item_index, len(instrument.items) - 1)
@@ -511,6 +537,9 @@ class _Processor:
                 self.item9_unclear(checkin, parsed)
                 return True
             parsed = ParsedAnswer({ITEM9_KEY: value}, True, None, parsed.found)
+        if visit is not None and not self.crisis:
+            self.after_visit_reply(checkin, instrument, visit, parsed, body, late)
+            return True
         if parsed.problem is not None or not parsed.values:
             if self.crisis:
                 # Crisis words with no answer in them: the crisis reply and the urgent follow-up
@@ -539,6 +568,40 @@ class _Processor:
             return True
         self.store(checkin, instrument, parsed.values, partial=not parsed.complete, late=late)
         return True
+
+    def after_visit_reply(
+        self,
+        checkin: CheckIn,
+        instrument: Instrument,
+        visit: after_visit.VisitCheckin,
+        parsed: ParsedAnswer,
+        body: str,
+        late: bool,
+    ) -> None:
+        """The answer to a day-after-visit check-in: a number is stored as a mood answer; a
+        low one, or any words, also goes to a clinician (the words stay in the inbound row)."""
+        value = parsed.values.get(after_visit.INSTRUMENT) if parsed.problem is None else None
+        words = after_visit.has_words(body)
+        if after_visit.needs_clinician(value, words, visit.low):
+            self.followup(
+                "after_visit",
+                "routine",
+                checkin_id=checkin.id,
+                appointment_id=visit.appointment_id,
+                value=value,
+                low=visit.low,
+                words=words,
+                text_kept_in_inbound=words,
+            )
+        if value is not None:
+            self.store(
+                checkin, instrument, {after_visit.INSTRUMENT: value}, partial=False, late=late
+            )
+            return
+        checkin.status = "answered"
+        checkin.answered_at = self.now
+        self.reply("ack", "ack")
+        self.done("after_visit_words")
 
     def store(
         self,

@@ -14,7 +14,7 @@ The state machine is unchanged: every write is still conditional on the status i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -26,8 +26,13 @@ from sqlalchemy.orm import Session
 from worker.config import parse_window
 from worker.domain.instruments import answer_key, answer_options, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
+from worker.domain.stop_notice import names_stop, with_stop_notice
 from worker.rendering import format_when
 from worker.services.inbound import answer_links as links
+from worker.services.outbound import stop_notice
+from worker.services.outbound.after_visit import LIVE_STATUSES as LIVE_AFTER_VISIT
+from worker.services.outbound.after_visit import TEMPLATE as AFTER_VISIT
+from worker.services.records import unsubscribe
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Consent, Message, Patient, Schedule
 
@@ -66,6 +71,8 @@ class Prepared:
     instrument: str | None = None
     schedule_id: int | None = None
     checkin_id: int | None = None
+    # Extra email headers (List-Unsubscribe: services/records/unsubscribe.py).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -122,6 +129,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     if not rows:
         return out
     facts = _load_facts(session, rows.values())
+    notices = _StopNotices(rt, session, rows.values(), facts, now)
     bodies: list[dict[str, Any]] = []
     for row in (rows[mid] for mid in ids if mid in rows):
         verdict = _check(rt, row, facts, now)
@@ -129,7 +137,13 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             _settle(session, row.id, verdict, now)
             out.settled[row.id] = verdict.outcome
             continue
-        prepared = _render(rt, row, facts, now)
+        extra: dict[str, Any] = {}
+        if row.channel == "email" and row.patient_id is not None:
+            extra["unsubscribe_url"] = unsubscribe.new_link(
+                session, rt.settings, row.patient_id, row.id, now
+            )
+        prepared = _render(rt, row, facts, now, extra)
+        prepared, stop = notices.apply(row, prepared)
         out.prepared.append(prepared)
         bodies.append(
             {
@@ -137,6 +151,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 "m_to": prepared.to,
                 "m_body": prepared.body,
                 "m_subject": prepared.subject,
+                "m_stop": stop,
             }
         )
     if bodies:
@@ -147,6 +162,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 to_address=bindparam("m_to"),
                 body=bindparam("m_body"),
                 subject=bindparam("m_subject"),
+                stop_notice=bindparam("m_stop"),
             ),
             bodies,
         )
@@ -207,7 +223,9 @@ def _check(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> _Verdict |
         return _Verdict("suppressed", "too_late", "suppressed")
     if m.appointment_id is not None:
         appt = facts.appointments.get(m.appointment_id)
-        if appt is None or appt.status != "booked":
+        # A visit marked attended keeps its day-after check-in (services/outbound/after_visit.py).
+        live = LIVE_AFTER_VISIT if m.template == AFTER_VISIT else ("booked",)
+        if appt is None or appt.status not in live:
             return _Verdict("cancelled", "appointment_cancelled", "cancelled")
         if appt.version != m.appointment_version:
             return _Verdict("cancelled", "appointment_rescheduled", "cancelled")
@@ -255,11 +273,56 @@ def _address(m: Row[Any], patient: Row[Any] | None) -> str | None:
     return str(address) if address else None
 
 
-def _render(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
+class _StopNotices:
+    """The month's STOP notice for the chunk's SMS (services/outbound/stop_notice.py): at most one per
+    patient per chunk, and none once the month has had one."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        session: Session,
+        rows: Iterable[Row[Any]],
+        facts: _Facts,
+        now: datetime,
+    ) -> None:
+        self.on = rt.settings.stop_reminder == "monthly"
+        rows = list(rows)
+        candidates = {
+            (r.patient_id, facts.patients[r.patient_id].tz)
+            for r in rows
+            if stop_notice.eligible(r) and r.patient_id in facts.patients
+        }
+        self.owed = (
+            stop_notice.owed(session, candidates, now, [r.id for r in rows])
+            if self.on and candidates
+            else set()
+        )
+
+    def apply(self, m: Row[Any], p: Prepared) -> tuple[Prepared, bool]:
+        """The prepared message, with the notice when it is owed and fits; and whether the
+        body (now) names STOP."""
+        if m.channel != "sms":
+            return p, False
+        if names_stop(p.body):
+            self.owed.discard(m.patient_id)
+            return p, True
+        if not self.on or m.patient_id not in self.owed or not stop_notice.eligible(m):
+            return p, False
+        body = with_stop_notice(p.body, m.language)
+        if body is None:
+            return p, False  # no room: the next short SMS carries it
+        self.owed.discard(m.patient_id)
+        return replace(p, body=body), True
+
+
+def _render(
+    rt: Runtime, m: Row[Any], facts: _Facts, now: datetime, extra: dict[str, Any]
+) -> Prepared:
     patient = facts.patients.get(m.patient_id) if m.patient_id is not None else None
     to = _address(m, patient)
     assert to is not None
     context = _context(rt, m, patient, facts, now)
+    context.update(extra)
     subject = html = None
     if m.channel == "sms":
         body = rt.renderer.sms(m.template, m.language, context)
@@ -284,6 +347,9 @@ def _render(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
         instrument=m.instrument,
         schedule_id=m.schedule_id,
         checkin_id=m.checkin_id,
+        headers=tuple(unsubscribe.headers(extra["unsubscribe_url"], rt.settings).items())
+        if "unsubscribe_url" in extra
+        else (),
     )
 
 
@@ -294,6 +360,7 @@ def _context(
     ctx: dict[str, Any] = {
         "clinic_name": s.clinic_name,
         "clinic_phone": s.clinic_phone,
+        "sms_sender": s.sms_sender_name or s.clinic_name,
         "language": m.language,
     }
     ctx.update(m.context or {})

@@ -50,6 +50,7 @@ from worker.domain.planning import (
     shared_after,
     shared_slots,
 )
+from worker.services.outbound.after_visit import plan_after_visits
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Patient, Schedule
 from worker.store.plan_rows import (
@@ -91,7 +92,8 @@ def plan(rt: Runtime, now: datetime, *, batch: int = BATCH) -> int:
         raise ValueError("batch must be at least 1")
     horizon = now + timedelta(hours=rt.settings.plan_horizon_hours)
     run = _Run(rt, now, horizon, batch)
-    return run.walk(_schedules(run)) + run.walk(_appointments(run))
+    planned = run.walk(_schedules(run)) + run.walk(_appointments(run))
+    return planned + plan_after_visits(rt, now, horizon)
 
 
 @dataclass

@@ -343,9 +343,19 @@ def _call_provider(rt: Runtime, p: Prepared, grant: Grant | None) -> SendResult:
             else:
                 result = rt.channels.sms.send_sms(p.to, p.body, status_callback=callback)
         else:
-            result = rt.channels.email.send_email(
-                p.to, p.subject or "", p.body, p.html, message_id=p.message_id_header
-            )
+            if p.headers:
+                result = rt.channels.email.send_email(
+                    p.to,
+                    p.subject or "",
+                    p.body,
+                    p.html,
+                    message_id=p.message_id_header,
+                    headers=dict(p.headers),
+                )
+            else:
+                result = rt.channels.email.send_email(
+                    p.to, p.subject or "", p.body, p.html, message_id=p.message_id_header
+                )
         answered = True
         return result
     finally:

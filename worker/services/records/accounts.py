@@ -37,7 +37,7 @@ TOKEN_PREFIX = "ck_"  # noqa: S105 (a label that makes leaked tokens recognisabl
 
 # Follow-up reasons the front desk sees and may act on; everything else is clinical.
 FRONTDESK_REASONS = frozenset(
-    {"confirm_request", "reschedule_request", "cancel_request", "late_arrival"}
+    {"confirm_request", "reschedule_request", "cancel_request", "late_arrival", "no_show"}
 )
 
 

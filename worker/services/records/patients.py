@@ -13,7 +13,7 @@ from worker.domain.names import CHANNELS, LANGUAGES
 from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.input_limits import NAME_MAX, SHORT_MAX, check_text
-from worker.services.records import audit
+from worker.services.records import audit, optin
 from worker.store.models import Consent, Message, Patient
 
 
@@ -31,8 +31,12 @@ def add_patient(
     send_window: str | None = None,
     language: str = "en",
     actor: str = "cli",
+    confirm_optin: bool = True,
 ) -> Patient:
-    """Validate and add a patient; raises InvalidInput and writes nothing on bad input."""
+    """Validate and add a patient; raises InvalidInput and writes nothing on bad input.
+
+    `confirm_optin` (CHECKIN_OPTIN_CONFIRMATION): an SMS consent given here is confirmed to
+    the patient by text (services/records/optin.py)."""
     name = check_text(name, "name", NAME_MAX).strip()
     if not name:
         raise InvalidInput("name is empty")
@@ -77,9 +81,11 @@ def add_patient(
     session.add(patient)
     session.flush()
     for c in dict.fromkeys(consents):
-        session.add(
-            Consent(patient_id=patient.id, channel=c, granted_at=now, source=consent_source)
-        )
+        grant = Consent(patient_id=patient.id, channel=c, granted_at=now, source=consent_source)
+        session.add(grant)
+        if confirm_optin and c == "sms":
+            session.flush()
+            optin.confirm_grant(session, grant, now=now)
     audit.record(
         session,
         now=now,
@@ -113,9 +119,21 @@ def has_consent(session: Session, patient_id: int, channel: str) -> bool:
 
 
 def grant_consent(
-    session: Session, patient_id: int, channel: str, *, now: datetime, source: str, actor: str
+    session: Session,
+    patient_id: int,
+    channel: str,
+    *,
+    now: datetime,
+    source: str,
+    actor: str,
+    confirm_optin: bool = True,
+    reply_to: str | None = None,
 ) -> bool:
-    """Record consent on a channel. Returns False when it was already in force (nothing written)."""
+    """Record consent on a channel. Returns False when it was already in force (nothing written).
+
+    A new SMS grant queues its opt-in confirmation when `confirm_optin`
+    (CHECKIN_OPTIN_CONFIRMATION); `reply_to` when the patient texted START (services/records/optin.py).
+    """
     check_text(source, "source", SHORT_MAX)
     patient = get_patient(session, patient_id)
     if channel not in CHANNELS:
@@ -126,7 +144,11 @@ def grant_consent(
         raise InvalidInput("the patient has no email address")
     if has_consent(session, patient_id, channel):
         return False
-    session.add(Consent(patient_id=patient_id, channel=channel, granted_at=now, source=source))
+    grant = Consent(patient_id=patient_id, channel=channel, granted_at=now, source=source)
+    session.add(grant)
+    if confirm_optin:
+        session.flush()
+        optin.confirm_grant(session, grant, now=now, reply_to=reply_to)
     # Messages suppressed by the withdrawal still hold their dedupe keys; reopen those ahead.
     session.execute(
         update(Message)

@@ -361,7 +361,9 @@ def patients_router() -> APIRouter:
         response_model=PatientOut,
         summary="Add a patient (as `checkin patients add`)",
     )
-    def add_patient_api(body: PatientIn, session: DB, caller: Caller, now: Now) -> dict[str, Any]:
+    def add_patient_api(
+        body: PatientIn, session: DB, caller: Caller, now: Now, rt: Rt
+    ) -> dict[str, Any]:
         """Phones are stored in E.164 (a number without `+` is read as a US number); an invalid
         phone, email, zone or send window is refused with 422 and nothing is written. Without
         `consent` nothing is sent on any channel until consent is recorded."""
@@ -380,6 +382,7 @@ def patients_router() -> APIRouter:
             send_window=body.send_window,
             language=body.language,
             actor=caller.name,
+            confirm_optin=rt.settings.optin_confirmation,
         )
         return patient_out(patient)
 
@@ -449,7 +452,7 @@ def patients_router() -> APIRouter:
         summary="Record or withdraw consent on a channel",
     )
     def record_consent(
-        patient_id: Id, body: ConsentIn, session: DB, caller: Caller, now: Now
+        patient_id: Id, body: ConsentIn, session: DB, caller: Caller, now: Now, rt: Rt
     ) -> dict[str, Any]:
         """A withdrawal suppresses every pending message on the channel; a new grant reopens
         the ones a withdrawal had stopped that are still ahead. Recorded in the audit trail under
@@ -464,7 +467,13 @@ def patients_router() -> APIRouter:
         else:
             suppressed = 0
             changed = grant_consent(
-                session, patient_id, body.channel, now=now, source=body.source, actor=caller.name
+                session,
+                patient_id,
+                body.channel,
+                now=now,
+                source=body.source,
+                actor=caller.name,
+                confirm_optin=rt.settings.optin_confirmation,
             )
         state = consent_state(session, patient_id)
         granted = bool(state.get(body.channel, {}).get("granted", False))

@@ -25,6 +25,7 @@ from worker.web.api.common import (
 from worker.web.api.fhir import fhir_router
 from worker.web.api.patients import patients_router
 from worker.web.api.records import records_router
+from worker.web.api.visits import visits_router
 
 
 @functools.cache  # Stateless (endpoints read the runtime from the request's app): built once
@@ -84,4 +85,5 @@ def api_router() -> APIRouter:  # per process, as FastAPI takes a while to build
     router.include_router(patients_router())
     router.include_router(records_router())
     router.include_router(fhir_router())
+    router.include_router(visits_router())
     return router

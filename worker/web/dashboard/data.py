@@ -52,6 +52,8 @@ REASON_LABELS = {
     "late_arrival": "Running late",
     "opt_out": "Opted out of SMS",
     "delivery_failed": "Delivery failed",
+    "no_show": "Missed appointment",
+    "after_visit": "Day after a visit: answer to read",
 }
 
 KIND_LABELS = {

@@ -88,6 +88,8 @@ NOTICES = {
     "appointment_booked": "Appointment booked; its reminders are planned.",
     "appointment_moved": "Appointment moved; the old reminders will not be sent.",
     "appointment_cancelled": "Appointment cancelled; its reminders will not be sent.",
+    "appointment_no_show": "Marked as a no-show; the front desk has a follow-up.",
+    "appointment_attended": "Marked as attended.",
     "signed_out": "Signed out.",
     "idle": "You were signed out after a period without activity. Sign in again.",
     "session_revoked": "That session is signed out.",
@@ -1078,6 +1080,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 send_window=_opt(form, "send_window"),
                 language=_form_str(form, "language") or "en",
                 actor=ctx.actor,
+                confirm_optin=rt.settings.optin_confirmation,
             )
             return _redirect(f"/patients/{patient.id}?done=patient_added")
 
@@ -1273,7 +1276,13 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 )
                 return patient_id, "consent_withdrawn"
             changed = grant_consent(
-                ctx.db, patient_id, channel, now=ctx.now, source=source, actor=ctx.actor
+                ctx.db,
+                patient_id,
+                channel,
+                now=ctx.now,
+                source=source,
+                actor=ctx.actor,
+                confirm_optin=rt.settings.optin_confirmation,
             )
             return patient_id, "consent_granted" if changed else "consent_unchanged"
 
@@ -1407,6 +1416,41 @@ def dashboard_router(rt: Runtime) -> APIRouter:
         def action(ctx: Ctx) -> tuple[int, str]:
             a = cancel(ctx.db, appointment_id, now=ctx.now, actor=ctx.actor)
             return a.patient_id, "appointment_cancelled"
+
+        return await run_in_threadpool(
+            _patient_action, request, form, _of_appointment(appointment_id), "appointments", action
+        )
+
+    @router.post("/appointments/{appointment_id}/no-show")
+    async def no_show_route(request: Request, appointment_id: int) -> Response:
+        from worker.services.records.visits import mark_no_show
+
+        form = await read_form(request)
+
+        def action(ctx: Ctx) -> tuple[int, str]:
+            marked = mark_no_show(
+                ctx.db,
+                appointment_id,
+                now=ctx.now,
+                actor=ctx.actor,
+                source="dashboard",
+                text=rt.settings.noshow_text,
+            )
+            return marked.appointment.patient_id, "appointment_no_show"
+
+        return await run_in_threadpool(
+            _patient_action, request, form, _of_appointment(appointment_id), "appointments", action
+        )
+
+    @router.post("/appointments/{appointment_id}/attended")
+    async def attended_route(request: Request, appointment_id: int) -> Response:
+        from worker.services.records.visits import mark_attended
+
+        form = await read_form(request)
+
+        def action(ctx: Ctx) -> tuple[int, str]:
+            marked = mark_attended(ctx.db, appointment_id, now=ctx.now, actor=ctx.actor)
+            return marked.appointment.patient_id, "appointment_attended"
 
         return await run_in_threadpool(
             _patient_action, request, form, _of_appointment(appointment_id), "appointments", action

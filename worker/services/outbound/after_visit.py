@@ -1,0 +1,133 @@
+"""The check-in the day after a visit (docs/after-visit.md).
+
+Planned by the database like every check-in: each tick looks at the booked or attended visits
+of the kinds a patient's protocol names (`after_visit:` in worker/protocols/*.yaml) whose next
+day's `send_at` (patient-local) falls within the planning horizon, and writes one message row
+per visit version (UNIQUE dedupe key `av:{appointment}:v{version}`, inserted ON CONFLICT DO
+NOTHING): running it twice, or on two machines, adds nothing. The row carries the appointment,
+so a cancellation, a no-show or a reschedule cancels it like a reminder; consent and quiet hours
+are checked again when it is sent.
+
+The answer (services/inbound/after_visit.py) is a `mood` value (0-10, 10 = very good), stored and flagged as every mood answer is;
+an answer of the protocol's `low` or less, or any words sent with it, also opens an
+`after_visit` follow-up for a clinician (the words stay in the inbound message, never in the
+follow-up's detail).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from worker.config import parse_window
+from worker.domain.protocols import AfterVisit, ProtocolError
+from worker.domain.quiet_hours import is_allowed, next_allowed
+from worker.domain.schedule import local_to_utc
+from worker.services.runtime import Runtime
+from worker.store.db import session_scope
+from worker.store.models import Appointment, Enrollment, Message, Patient
+
+TEMPLATE = "after_visit"
+INSTRUMENT = "mood"
+# Visits that still get their next-day check-in (a visit is marked attended after it happened).
+LIVE_STATUSES = ("booked", "attended")
+# A next-day check-in not sent by the end of that afternoon is no longer "the day after".
+USEFUL_FOR = timedelta(hours=10)
+LOOK_BACK = timedelta(days=2)
+
+
+def key(appointment_id: int, version: int) -> str:
+    return f"av:{appointment_id}:v{version}"
+
+
+def plan_after_visits(rt: Runtime, now: datetime, horizon: datetime) -> int:
+    """Write the after-visit check-ins due before `horizon`; returns the rows added."""
+    try:
+        configs = {n: p.after_visit for n, p in rt.protocols.items() if p.after_visit is not None}
+    except ProtocolError:
+        return 0  # the protocol files are reported where they are loaded (checkin protocols list)
+    if not configs:
+        return 0
+    with session_scope(rt.sessions) as session:
+        found = session.execute(
+            select(
+                Appointment.id,
+                Appointment.kind,
+                Appointment.starts_at,
+                Appointment.version,
+                Patient.id.label("patient_id"),
+                Patient.tz,
+                Patient.channel,
+                Patient.language,
+                Patient.send_window,
+                Enrollment.protocol,
+            )
+            .join(Patient, Patient.id == Appointment.patient_id)
+            .join(Enrollment, Enrollment.patient_id == Patient.id)
+            .where(
+                Appointment.status.in_(LIVE_STATUSES),
+                Appointment.starts_at >= now - LOOK_BACK,
+                Appointment.starts_at < horizon,
+                Patient.archived_at.is_(None),
+                Enrollment.ended_at.is_(None),
+                Enrollment.protocol.in_(list(configs)),
+            )
+            .order_by(Appointment.id, Enrollment.id)
+        ).all()
+        rows: dict[str, dict[str, object]] = {}
+        for r in found:
+            config = configs[r.protocol]
+            assert config is not None
+            if r.kind not in config.kinds or key(r.id, r.version) in rows:
+                continue
+            due, local = _due(r.starts_at, r.tz, config, r.send_window or rt.settings.send_window)
+            if due >= horizon or now > due + USEFUL_FOR:
+                continue
+            rows[key(r.id, r.version)] = {
+                "patient_id": r.patient_id,
+                "channel": r.channel,
+                "kind": "checkin",
+                "template": TEMPLATE,
+                "language": r.language,
+                "instrument": INSTRUMENT,
+                "appointment_id": r.id,
+                "appointment_version": r.version,
+                "priority": "bulk",
+                "exempt_quiet_hours": False,
+                "due_at": due,
+                "not_after": due + USEFUL_FOR,
+                "local_time": local,
+                "dedupe_key": key(r.id, r.version),
+                "context": {"after_visit": True, "low": config.low},
+                "status": "scheduled",
+                "attempts": 0,
+                "stop_notice": False,
+                "created_at": now,
+                "updated_at": now,
+            }
+        if not rows:
+            return 0
+        known = set(
+            session.scalars(select(Message.dedupe_key).where(Message.dedupe_key.in_(list(rows))))
+        )
+        fresh = [row for k, row in rows.items() if k not in known]
+        if not fresh:
+            return 0
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(Message).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = session.execute(stmt, fresh)
+        return int(getattr(result, "rowcount", 0) or 0) if len(fresh) == 1 else len(fresh)
+
+
+def _due(starts_at: datetime, tz: str, config: AfterVisit, window: str) -> tuple[datetime, str]:
+    """The instant of the next-day check-in (moved into the send window) and its local time."""
+    day_after = starts_at.astimezone(ZoneInfo(tz)).date() + timedelta(days=1)
+    local = datetime.combine(day_after, config.send_at)
+    due = local_to_utc(local, tz)
+    allowed = parse_window(window)
+    if not is_allowed(due, tz, allowed):
+        due = next_allowed(due, tz, allowed)
+    return due, local.isoformat(timespec="minutes")
