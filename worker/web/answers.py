@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from worker.config import Settings
 from worker.services.inbound.email_answers import LinkView, view_link
-from worker.services.outbound.send_now import send_now
+from worker.services.inbound.handle import answer_link_and_reply
 from worker.services.runtime import Runtime
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
@@ -43,9 +43,6 @@ def answers_router(settings: Settings, rt: Runtime) -> APIRouter:
 
     @router.post("/r/{token}")
     def record(token: str) -> HTMLResponse:
-        view = view_link(rt, token, datetime.now(UTC), record=True)
-        if view.send:
-            send_now(rt, list(view.send), datetime.now(UTC))
-        return render(view)
+        return render(answer_link_and_reply(rt, token, lambda: datetime.now(UTC)))
 
     return router
