@@ -23,7 +23,8 @@ from worker.config import Settings
 from worker.domain.keywords import detect_crisis
 from worker.services.clinical.crisis import escalate
 from worker.services.clinical.expiry import expire_checkins
-from worker.services.inbound.receive import process_inbound, receive_sms, unprocessed
+from worker.services.inbound.handle import handle_and_reply
+from worker.services.inbound.receive import receive_sms, unprocessed
 from worker.services.outbound.dispatch import dispatch, recover
 from worker.services.outbound.plan import plan
 from worker.services.outbound.send import SendPool, send_many
@@ -141,8 +142,7 @@ def inbound(inbound_id: int) -> str:
     """Process one stored reply; its crisis reply, page or acknowledgement go out from here,
     now, without waiting for a dispatch cycle."""
     p = process()
-    result = process_inbound(p.runtime, int(inbound_id), p.utcnow())
-    send_now(p.runtime, result.send, p.utcnow())
+    result, _ = handle_and_reply(p.runtime, int(inbound_id), p.utcnow)
     if result.received_at is not None:
         telemetry.inbound_processed(
             result.outcome, (p.utcnow() - result.received_at).total_seconds()

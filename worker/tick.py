@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from worker.services.clinical.crisis import escalate
 from worker.services.clinical.expiry import expire_checkins
-from worker.services.inbound.receive import process_inbound, unprocessed
+from worker.services.inbound.handle import handle_and_reply
+from worker.services.inbound.receive import unprocessed
 from worker.services.outbound.dispatch import dispatch
 from worker.services.outbound.plan import plan
 from worker.services.outbound.send import send_one
@@ -40,9 +41,9 @@ def tick(rt: Runtime, now: datetime) -> dict[str, int]:
                 summary[k] += v
 
     for inbound_id in unprocessed(rt, now, timedelta(0)):
-        processed = process_inbound(rt, inbound_id, now)
+        _, sent = handle_and_reply(rt, inbound_id, lambda: now)
         summary["replies_processed"] += 1
-        count(send_now(rt, processed.send, now))
+        count(sent)
     summary["expired"] = expire_checkins(rt, now)
     pages = escalate(rt, now)
     summary["pages"] = len(pages)

@@ -13,6 +13,7 @@ from tests.cli import Checkin
 from worker.services.clinical import followups
 from worker.services.clinical.export import export_patient
 from worker.services.errors import InvalidInput
+from worker.services.read.followup_queue import followup_queue
 from worker.services.records import accounts, schedules
 from worker.services.records.patients import add_patient
 from worker.services.runtime import Runtime
@@ -48,7 +49,7 @@ def test_the_services_name_the_input_at_fault_in_domain_words(rt: Runtime) -> No
             "who resolved it is missing",
         ),
         (
-            lambda s: followups.list_followups(s, status="closed"),
+            lambda s: followup_queue(s, role="admin", status="closed"),
             "status",
             "the status must be open, acknowledged or resolved",
         ),

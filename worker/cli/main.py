@@ -153,7 +153,8 @@ def patients_show(
 ) -> None:
     """A patient with consent, schedules, appointments, recent answers and next messages."""
     from worker.services.outbound.preview import preview
-    from worker.services.read.views import open_followups, recent_responses
+    from worker.services.read.followup_queue import ACTIVE, followup_queue
+    from worker.services.read.views import followup_dict, recent_responses
     from worker.services.records.appointments import list_appointments
     from worker.services.records.patients import consent_state, get_patient
     from worker.services.records.schedules import list_schedules
@@ -170,7 +171,11 @@ def patients_show(
                 appointment_dict(a, p.tz) for a in list_appointments(session, patient_id)
             ]
             data["recent_responses"] = recent_responses(session, patient_id, limit=20)
-            data["open_followups"] = open_followups(session, patient_id)
+            # The console is the operator's: it sees what an admin sees.
+            data["open_followups"] = [
+                followup_dict(f)
+                for f in followup_queue(session, role="admin", status=ACTIVE, patient_id=patient_id)
+            ]
         with service_errors():
             data["next_messages"] = [i.as_dict() for i in preview(rt, patient_id, at, 2)][:10]
     emit(data, as_json)
@@ -474,13 +479,13 @@ def followups_list(
     as_json: bool = JsonOpt,
 ) -> None:
     """The queue: urgent first, then high, then routine; oldest first within each."""
-    from worker.services.clinical.followups import list_followups
+    from worker.services.read.followup_queue import followup_queue
     from worker.services.read.views import followup_dict
 
-    with runtime() as rt, transaction(rt) as session:
-        rows = [
-            followup_dict(f) for f in list_followups(session, status=status, patient_id=patient)
-        ]
+    with runtime() as rt, service_errors(), transaction(rt) as session:
+        # The console is the operator's: it sees what an admin sees.
+        items = followup_queue(session, role="admin", status=status, patient_id=patient)
+        rows = [followup_dict(f) for f in items]
     emit(
         rows,
         as_json,

@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from worker.config import Settings
 from worker.rendering import shipped_templates_dir
 from worker.services.inbound.email_answers import LinkView, view_link
-from worker.services.outbound.send_now import send_now
+from worker.services.inbound.handle import answer_link_and_reply
 from worker.services.runtime import Runtime
 
 TEMPLATES = shipped_templates_dir() / "web"
@@ -41,9 +41,6 @@ def answers_router(settings: Settings, rt: Runtime) -> APIRouter:
 
     @router.post("/r/{token}")
     def record(token: str) -> HTMLResponse:
-        view = view_link(rt, token, rt.now(), record=True)
-        if view.send:
-            send_now(rt, list(view.send), rt.now())
-        return render(view)
+        return render(answer_link_and_reply(rt, token, rt.now))
 
     return router

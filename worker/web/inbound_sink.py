@@ -97,13 +97,10 @@ class LocalSink:
         self.pool.submit(self._process, inbound_id)
 
     def _process(self, inbound_id: int) -> None:
-        from worker.services.inbound.receive import process_inbound
-        from worker.services.outbound.send_now import send_now
+        from worker.services.inbound.handle import handle_and_reply
 
         try:
-            now = self.rt.settings.now
-            result = process_inbound(self.rt, inbound_id, now())
-            send_now(self.rt, result.send, now())
+            handle_and_reply(self.rt, inbound_id, self.rt.settings.now)
         except Exception:
             log.exception("inbound %d: processing failed; the sweep will retry", inbound_id)
 

@@ -167,19 +167,3 @@ def _stop_pages(session: Session, followup_id: int, now: datetime) -> None:
         )
         .values(status="suppressed", status_reason="acknowledged", updated_at=now)
     )
-
-
-def list_followups(
-    session: Session, *, status: str | None = None, patient_id: int | None = None
-) -> list[FollowUp]:
-    """Urgent first, then high, then routine; oldest first within a severity."""
-    from worker.services.read.views import SEVERITY_ORDER
-
-    stmt = select(FollowUp).order_by(SEVERITY_ORDER, FollowUp.created_at, FollowUp.id)
-    if status is not None:
-        if status not in ("open", "acknowledged", "resolved"):
-            raise InvalidInput("the status must be open, acknowledged or resolved", field="status")
-        stmt = stmt.where(FollowUp.status == status)
-    if patient_id is not None:
-        stmt = stmt.where(FollowUp.patient_id == patient_id)
-    return list(session.scalars(stmt))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from worker.store.models import (
@@ -185,17 +185,3 @@ def followup_dict(f: FollowUp) -> dict[str, Any]:
         "resolved_at": _iso(f.resolved_at),
         "resolution_note": f.resolution_note,
     }
-
-
-SEVERITY_ORDER = case((FollowUp.severity == "urgent", 0), (FollowUp.severity == "high", 1), else_=2)
-
-
-def open_followups(session: Session, patient_id: int | None = None) -> list[dict[str, Any]]:
-    stmt = (
-        select(FollowUp)
-        .where(FollowUp.status != "resolved")
-        .order_by(SEVERITY_ORDER, FollowUp.created_at)
-    )
-    if patient_id is not None:
-        stmt = stmt.where(FollowUp.patient_id == patient_id)
-    return [followup_dict(f) for f in session.scalars(stmt)]

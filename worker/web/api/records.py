@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from worker.config import Settings
@@ -146,31 +145,14 @@ def _patient(session: Session, patient_id: int | None) -> None:
         get_patient(session, patient_id)
 
 
-def followups_stmt(
-    caller: Principal, *, status: str | None, patient_id: int | None
-) -> Select[FollowUp]:
-    """The queue as the caller may see it: urgent first, then high, then routine, oldest first
-    within each. The front desk sees only appointment requests."""
-    from worker.services.read.views import SEVERITY_ORDER
-    from worker.services.records.accounts import FRONTDESK_REASONS
-
-    stmt = select(FollowUp).order_by(SEVERITY_ORDER, FollowUp.created_at, FollowUp.id)
-    if status is not None:
-        stmt = stmt.where(FollowUp.status == status)
-    if patient_id is not None:
-        stmt = stmt.where(FollowUp.patient_id == patient_id)
-    if not caller.clinical:
-        stmt = stmt.where(FollowUp.reason.in_(sorted(FRONTDESK_REASONS)))
-    return stmt
-
-
 def visible_followups(
     session: Session, caller: Principal, *, status: str | None, patient_id: int | None
 ) -> list[dict[str, Any]]:
+    from worker.services.read.followup_queue import followup_queue
     from worker.services.read.views import followup_dict
 
-    stmt = followups_stmt(caller, status=status, patient_id=patient_id)
-    return [followup_dict(f) for f in session.scalars(stmt)]
+    items = followup_queue(session, role=caller.role, status=status, patient_id=patient_id)
+    return [followup_dict(f) for f in items]
 
 
 def _followup(session: Session, caller: Principal, followup_id: int) -> FollowUp:
@@ -338,11 +320,12 @@ def records_router() -> APIRouter:
     ) -> dict[str, Any]:
         """The queue: urgent first, then high, then routine; oldest first within each. The
         front desk role sees only appointment requests (confirm, reschedule, cancel)."""
+        from worker.services.read.followup_queue import followup_queue_stmt
         from worker.services.read.listing import page
         from worker.services.read.views import followup_dict
 
         _patient(session, patient_id)
-        stmt = followups_stmt(caller, status=status, patient_id=patient_id)
+        stmt = followup_queue_stmt(role=caller.role, status=status, patient_id=patient_id)
         rows, total = page(session, stmt, limit=limit, offset=offset)
         return page_of([followup_dict(f) for f in rows], total, limit, offset)
 

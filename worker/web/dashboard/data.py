@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from worker.config import Settings
 from worker.services.clinical.scores import questionnaire_totals
 from worker.services.read.followup_detail import contact_href, item9_summary, senders
-from worker.services.read.views import SEVERITY_ORDER
+from worker.services.read.followup_queue import followup_queue_stmt, visible_to
 from worker.services.records.accounts import can_see_clinical, can_see_followup
 from worker.store.models import (
     Appointment,
@@ -192,23 +192,10 @@ def queue(
 ) -> list[QueueRow]:
     """Urgent first, then high, then routine; oldest first within each. `status` is `active`
     (open and acknowledged), or one of open / acknowledged / resolved."""
-    stmt = select(FollowUp).order_by(SEVERITY_ORDER, FollowUp.created_at, FollowUp.id)
-    if status == "active":
-        stmt = stmt.where(FollowUp.status != "resolved")
-    elif status == "resolved":
-        stmt = (
-            stmt.where(FollowUp.status == "resolved")
-            .order_by(None)
-            .order_by(FollowUp.resolved_at.desc(), FollowUp.id.desc())
-        )
-    else:
-        stmt = stmt.where(FollowUp.status == status)
-    if patient_id is not None:
-        stmt = stmt.where(FollowUp.patient_id == patient_id)
-    if not can_see_clinical(user):
-        from worker.services.records.accounts import FRONTDESK_REASONS
-
-        stmt = stmt.where(FollowUp.reason.in_(sorted(FRONTDESK_REASONS)))
+    stmt = followup_queue_stmt(role=user.role, status=status, patient_id=patient_id)
+    if status == "resolved":
+        # The resolved list reads as a history: most recently resolved first.
+        stmt = stmt.order_by(None).order_by(FollowUp.resolved_at.desc(), FollowUp.id.desc())
     items = list(session.scalars(stmt.limit(limit)))
     names = _names(session, {i.patient_id for i in items if i.patient_id is not None})
     clinical = can_see_clinical(user)
@@ -268,10 +255,7 @@ def queue_counts(session: Session, user: User) -> dict[str, int]:
         .where(FollowUp.status == "open")
         .group_by(FollowUp.severity)
     )
-    if not can_see_clinical(user):
-        from worker.services.records.accounts import FRONTDESK_REASONS
-
-        stmt = stmt.where(FollowUp.reason.in_(sorted(FRONTDESK_REASONS)))
+    stmt = visible_to(stmt, user.role)
     return {str(sev): int(n) for sev, n in session.execute(stmt)}
 
 
