@@ -335,12 +335,13 @@ def patients_consent(
 ) -> None:
     """Record or withdraw consent on a channel (withdrawal suppresses pending messages)."""
     from worker.services.patients import consent_state, grant_consent, withdraw_consent
+    from worker.store.outbox import MessageStatus
 
     at = datetime.now(UTC)
     with runtime() as rt, transaction(rt) as session:
         if withdraw:
             n = withdraw_consent(session, patient_id, channel, now=at, source=source, actor="cli")
-            result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
+            result: dict[str, Any] = {"withdrawn": True, MessageStatus.SUPPRESSED: n}
         else:
             changed = grant_consent(
                 session, patient_id, channel, now=at, source=source, actor="cli"

@@ -21,8 +21,10 @@ from worker.channels import ChannelError, SendResult
 from worker.services.patients import withdraw_consent
 from worker.services.runtime import Runtime
 from worker.services.send_prepare import MESSAGES, Prepared
+from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import CheckIn
+from worker.store.outbox import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +56,18 @@ def record(rt: Runtime, attempts: list[Attempt]) -> dict[int, str]:
         sent = [a for a in attempts if a.result is not None]
         if sent:
             _record_sent(rt, session, sent)
-            outcomes.update((a.p.id, "sent") for a in sent)
+            outcomes.update((a.p.id, MessageStatus.SENT) for a in sent)
         unknown = [a for a in attempts if a.unknown]
         if unknown:
-            session.execute(
-                update(MESSAGES)
-                .where(MESSAGES.c.id == bindparam("m_id"), MESSAGES.c.status == "sending")
-                .values(
-                    status="unknown", status_reason="provider_timeout", updated_at=bindparam("m_at")
-                ),
+            outbox.move_each(
+                session,
                 [{"m_id": a.p.id, "m_at": a.at} for a in unknown],
+                MessageStatus.SENDING,
+                MessageStatus.UNKNOWN,
+                status_reason="provider_timeout",
+                updated_at=bindparam("m_at"),
             )
-            outcomes.update((a.p.id, "unknown") for a in unknown)
+            outcomes.update((a.p.id, MessageStatus.UNKNOWN) for a in unknown)
         for a in attempts:
             if a.lost:
                 outcomes[a.p.id] = "skipped"
@@ -78,17 +80,8 @@ def record(rt: Runtime, attempts: list[Attempt]) -> dict[int, str]:
 
 
 def _record_sent(rt: Runtime, session: Session, sent: list[Attempt]) -> None:
-    session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == bindparam("m_id"), MESSAGES.c.status == "sending")
-        .values(
-            status="sent",
-            status_reason=None,
-            provider_id=bindparam("m_provider_id"),
-            segments=bindparam("m_segments"),
-            sent_at=bindparam("m_at"),
-            updated_at=bindparam("m_at"),
-        ),
+    outbox.move_each(
+        session,
         [
             {
                 "m_id": a.p.id,
@@ -98,6 +91,13 @@ def _record_sent(rt: Runtime, session: Session, sent: list[Attempt]) -> None:
             }
             for a in sent
         ],
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        status_reason=None,
+        provider_id=bindparam("m_provider_id"),
+        segments=bindparam("m_segments"),
+        sent_at=bindparam("m_at"),
+        updated_at=bindparam("m_at"),
     )
     for a in sent:
         log.debug("message %d sent via %s", a.p.id, a.p.channel)
@@ -120,7 +120,7 @@ def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -
             MESSAGES.c.channel,
         ).where(
             MESSAGES.c.id.in_(list(sent_at)),
-            MESSAGES.c.status == "sent",
+            MESSAGES.c.status == MessageStatus.SENT,
             MESSAGES.c.kind == "checkin",
             MESSAGES.c.checkin_id.is_(None),
             MESSAGES.c.patient_id.is_not(None),
@@ -155,12 +155,8 @@ def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -
     )
 
 
-def _set(session: Session, mid: int, now: datetime, **values: object) -> None:
-    session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == mid, MESSAGES.c.status == "sending")
-        .values(updated_at=now, **values)
-    )
+def _set(session: Session, mid: int, now: datetime, to: MessageStatus, **values: object) -> None:
+    outbox.move_each(session, [{"m_id": mid}], MessageStatus.SENDING, to, updated_at=now, **values)
 
 
 def _pace_later(session: Session, p: Prepared, now: datetime, delay: float) -> str:
@@ -169,7 +165,7 @@ def _pace_later(session: Session, p: Prepared, now: datetime, delay: float) -> s
         session,
         p.id,
         now,
-        status="scheduled",
+        MessageStatus.SCHEDULED,
         status_reason="paced",
         due_at=now + timedelta(seconds=delay),
         queued_at=None,
@@ -196,16 +192,16 @@ def _failed(rt: Runtime, session: Session, p: Prepared, now: datetime, exc: Chan
             session,
             p.id,
             now,
-            status="suppressed",
+            MessageStatus.SUPPRESSED,
             status_reason="opted_out_at_carrier",
             error_code=code,
         )
-        return "suppressed"
+        return MessageStatus.SUPPRESSED
     if exc.permanent:
         log.warning("message %d failed permanently (code %s)", p.id, code)
         reason = f"provider_rejected: {exc}"[:120]
-        _set(session, p.id, now, status="failed", status_reason=reason, error_code=code)
-        return "failed"
+        _set(session, p.id, now, MessageStatus.FAILED, status_reason=reason, error_code=code)
+        return MessageStatus.FAILED
     base = timedelta(seconds=rt.settings.retry_backoff_seconds)
     backoff = min(base * (2 ** max(p.attempts - 1, 0)), MAX_BACKOFF)
     if exc.retry_after:
@@ -217,14 +213,14 @@ def _failed(rt: Runtime, session: Session, p: Prepared, now: datetime, exc: Chan
     too_late = p.not_after is not None and retry_at >= p.not_after
     if p.attempts >= MAX_ATTEMPTS or too_late:
         reason = "retries_exhausted" if not too_late else "too_late_to_retry"
-        _set(session, p.id, now, status="failed", status_reason=reason, error_code=code)
+        _set(session, p.id, now, MessageStatus.FAILED, status_reason=reason, error_code=code)
         log.warning("message %d failed after %d attempts (code %s)", p.id, p.attempts, code)
-        return "failed"
+        return MessageStatus.FAILED
     _set(
         session,
         p.id,
         now,
-        status="scheduled",
+        MessageStatus.SCHEDULED,
         status_reason=f"retry after transient error {code or ''}".strip(),
         error_code=code,
         due_at=retry_at,

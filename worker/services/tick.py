@@ -12,16 +12,18 @@ from worker.services.inbound import process_inbound, unprocessed
 from worker.services.plan import plan
 from worker.services.runtime import Runtime
 from worker.services.send import send_one
+from worker.store.outbox import MessageStatus
 
+# The send outcomes a row's new state names are that state's value (services/send_record.py).
 SUMMARY_KEYS = (
     "planned",
-    "sent",
-    "failed",
-    "suppressed",
+    MessageStatus.SENT,
+    MessageStatus.FAILED,
+    MessageStatus.SUPPRESSED,
     "deferred",
-    "cancelled",
+    MessageStatus.CANCELLED,
     "retry",
-    "unknown",
+    MessageStatus.UNKNOWN,
     "replies_processed",
     "expired",
     "pages",

@@ -15,6 +15,7 @@ from worker.domain.protocols import ProtocolError
 from worker.services import views
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Enrollment, Patient, Schedule
+from worker.store.outbox import MessageStatus
 from worker.web.api import (
     DB,
     FIRST_DAY,
@@ -476,7 +477,7 @@ def patients_router() -> APIRouter:
             "channel": body.channel,
             "granted": granted,
             "changed": changed,
-            "suppressed": suppressed,
+            MessageStatus.SUPPRESSED: suppressed,
             "consent": state,
         }
 
