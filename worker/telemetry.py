@@ -37,7 +37,7 @@ from prometheus_client import (
 from worker.store.outbox import MessageStatus
 
 if TYPE_CHECKING:
-    from worker.services.send_record import Attempt
+    from worker.services.outbound.record import Attempt
 
 log = logging.getLogger(__name__)
 

@@ -112,7 +112,7 @@ def test_an_altered_or_expired_link_records_nothing(clinic: Clinic) -> None:
     payload, mac = token.split(".")
     forged = f"{clinic.base_url}/r/{payload[:-2]}AA.{mac}"
     assert httpx.post(forged).status_code == 410
-    from worker.services.links import make_token
+    from worker.services.inbound.answer_links import make_token
 
     old = make_token(clinic.rt.link_key, 1, "mood", 3, datetime.now(UTC) - timedelta(minutes=1))
     assert httpx.post(f"{clinic.base_url}/r/{old}").status_code == 410
@@ -132,7 +132,7 @@ def test_a_positive_item9_by_email_shows_crisis_numbers_and_pages(clinic: Clinic
 
 
 def _item_value(clinic: Clinic, link: str) -> tuple[str, int]:
-    from worker.services.links import read_token
+    from worker.services.inbound.answer_links import read_token
 
     parsed = read_token(clinic.rt.link_key, link.rsplit("/r/", 1)[1], datetime.now(UTC))
     assert parsed is not None

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from worker.store.outbox import MessageStatus
+from worker.store.message_status import MessageStatus
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -185,7 +185,8 @@ class Message(Base):
     to_address: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(String(300))
     body: Mapped[str | None] = mapped_column(Text)
-    # Plain strings in the database (no enum type, no migration): MessageStatus's values.
+    # Plain strings in the database (no enum type, no migration): MessageStatus's values; the
+    # moves between them are worker/store/outbox.py's.
     status: Mapped[str] = mapped_column(String(12), default=MessageStatus.SCHEDULED)
     status_reason: Mapped[str | None] = mapped_column(String(120))
     provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -195,7 +196,7 @@ class Message(Base):
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
-    # The worker process whose lease covers this `sending` row (services/lease.py); None: the
+    # The worker process whose lease covers this `sending` row (services/outbound/lease.py); None: the
     # stale rule alone decides when the attempt counts as abandoned.
     sending_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]

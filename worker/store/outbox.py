@@ -1,9 +1,9 @@
 """The outbox state machine: every state a message row can be in, every move between them, the
 groups of states the rest of the code asks about, and the one way a row changes state.
 
-No other module spells a state: they use `MessageStatus` and the groups below (a test greps for
-strays). A move is a conditional UPDATE on the states it may come from, and the caller trusts the
-row count: a task delivered twice, a report applied late, two dispatchers at once all find the row
+No other module spells a state: they use `MessageStatus` (named in store/message_status.py, a
+leaf the models can import; re-exported here) and the groups below (a test greps for strays). A
+move is a conditional UPDATE on the states it may come from, and the caller trusts the row count: a task delivered twice, a report applied late, two dispatchers at once all find the row
 already moved and change nothing. `move()` refuses a pair that is not in `MOVES`, so a new move is
 a line in the table (with its reason) before it is a line of code.
 
@@ -14,39 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, Update, bindparam, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-
-class MessageStatus(StrEnum):
-    """The states of an outbound message row, in the order a send goes through them."""
-
-    #: A row waiting for its due time (or for its retry, or for quiet hours to end).
-    SCHEDULED = "scheduled"
-    #: Claimed by a dispatcher (or by the code that wrote an urgent row); its id is in the broker.
-    QUEUED = "queued"
-    #: Claimed by a worker, which is rendering it or calling the provider now.
-    SENDING = "sending"
-    #: The provider accepted it (it has a provider id).
-    SENT = "sent"
-    #: The carrier says it reached the handset (SMS status callback).
-    DELIVERED = "delivered"
-    #: The carrier says it did not reach the handset.
-    UNDELIVERED = "undelivered"
-    #: Not sent: the schedule, the appointment or the patient changed first.
-    CANCELLED = "cancelled"
-    #: Not sent: no consent, opted out, too late to be useful, or its follow-up was acknowledged.
-    SUPPRESSED = "suppressed"
-    #: Not sent: rejected for good, no address, or out of retries.
-    FAILED = "failed"
-    #: The provider call may or may not have gone through (a timeout after the request left);
-    #: reconciliation asks the provider, never resends blindly.
-    UNKNOWN = "unknown"
-
+from worker.store.message_status import MessageStatus
+from worker.store.models import Message
 
 S = MessageStatus
 
@@ -172,8 +147,6 @@ def move(session: Session, ids: Rows, from_: From, to: MessageStatus, **values: 
     so pending changes are flushed first and loaded rows see the new state). Raises
     `MoveRefused` for a pair that is not in `MOVES`, before touching anything.
     """
-    from worker.store.models import Message  # the models import this module for the enum
-
     if isinstance(ids, ColumnElement):
         where = ids
     else:
@@ -243,8 +216,6 @@ def _guarded(
 
 
 def _messages() -> Table:
-    from worker.store.models import Message
-
     return cast(Table, Message.__table__)
 
 

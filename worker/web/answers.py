@@ -10,8 +10,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from worker.config import Settings
-from worker.services.email_answers import LinkView, view_link
-from worker.services.immediate import send_now
+from worker.services.inbound.email_answers import LinkView, view_link
+from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
