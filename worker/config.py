@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
+    # A clinic's own message templates, same layout as the shipped templates/, looked up first
+    # (worker/rendering.py). Vet them with `checkin templates check DIR`.
+    templates_dir: str | None = None
 
     # Beyond CONTRACT.md: knobs a clinic or operator may want, with documented defaults.
     plan_horizon_hours: int = Field(default=48, ge=1, le=24 * 14)
@@ -205,6 +208,12 @@ class Settings(BaseSettings):
     # Used by the fault-injection suite to cross a DST change in minutes. Unset: real time.
     clock: str | None = None
     broker_visibility_timeout: int = Field(default=600, ge=10)
+    # Deadlines on every PostgreSQL connection of the app (docs/deadlines.md), in milliseconds;
+    # 0 turns one off; no effect on SQLite. A statement running longer is cancelled by the
+    # server; a session idle inside an open transaction longer is ended. Both well under the
+    # visibility timeout, so a hung query fails its task long before the broker redelivers it.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, le=24 * 3600 * 1000)
+    db_idle_tx_timeout_ms: int = Field(default=60_000, ge=0, le=24 * 3600 * 1000)
     send_task_expires_seconds: int = Field(default=900, ge=10)
     log_json: bool = False
 
@@ -427,7 +436,7 @@ class Settings(BaseSettings):
         """What this process reads the time with: real UTC time, or the rehearsal clock of
         CHECKIN_CLOCK (anchored when first asked for, without an explicit ANCHOR)."""
         if self.clock is None:
-            return _real_now
+            return real_now
         cached = _CLOCKS.get(self.clock)
         if cached is None:
             cached = _CLOCKS.setdefault(self.clock, parse_clock(self.clock))
@@ -474,7 +483,8 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
-def _real_now() -> datetime:
+def real_now() -> datetime:
+    """Real UTC time: the one place outside the rehearsal clock that reads the system clock."""
     return datetime.now(UTC)
 
 

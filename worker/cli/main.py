@@ -8,7 +8,6 @@ nothing written.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -36,6 +35,7 @@ from worker.cli.export import export_cmd
 from worker.cli.hl7 import app as hl7_app
 from worker.cli.imports import app as import_app
 from worker.cli.ops import app as ops_app
+from worker.cli.templates import app as templates_app
 from worker.cli.users import app as users_app
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(import_app, name="import")
+app.add_typer(templates_app, name="templates")
 
 # ---------------------------------------------------------------- db
 
@@ -115,7 +116,7 @@ def patients_add(
     with runtime() as rt, transaction(rt) as session:
         patient = add_patient(
             session,
-            now=datetime.now(UTC),
+            now=rt.now(),
             name=name,
             tz=tz,
             channel=channel,
@@ -185,8 +186,8 @@ def patients_consent(
     from worker.services.records.patients import consent_state, grant_consent, withdraw_consent
     from worker.store.outbox import MessageStatus
 
-    at = datetime.now(UTC)
     with runtime() as rt, transaction(rt) as session:
+        at = rt.now()
         if withdraw:
             n = withdraw_consent(session, patient_id, channel, now=at, source=source, actor="cli")
             result: dict[str, Any] = {"withdrawn": True, MessageStatus.SUPPRESSED: n}
@@ -259,7 +260,7 @@ def enroll_cmd(
                 patient_id,
                 protocol_named(protocols, protocol),
                 start=start_date,
-                now=datetime.now(UTC),
+                now=rt.now(),
             )
             data = {"id": enrollment.id, "schedules": [s.id for s in schedules]}
     emit(data, as_json, lambda d: f"enrollment {d['id']} with {len(d['schedules'])} schedules")
@@ -289,7 +290,7 @@ def schedules_add(
         s = add_schedule(
             session,
             patient_id,
-            now=datetime.now(UTC),
+            now=rt.now(),
             instrument=instrument,
             rrule=rrule,
             start=start_date,
@@ -315,7 +316,7 @@ def _set_schedule(schedule_id: int, status: str, as_json: bool) -> None:
     from worker.services.records.schedules import set_schedule_status
 
     with runtime() as rt, transaction(rt) as session:
-        s = set_schedule_status(session, schedule_id, status, now=datetime.now(UTC))
+        s = set_schedule_status(session, schedule_id, status, now=rt.now())
         data = schedule_dict(s)
     emit(data, as_json, lambda d: f"schedule {d['id']} is {d['status']}")
 
@@ -353,9 +354,7 @@ def appointments_add(
     from worker.services.records.appointments import add_appointment
 
     with runtime() as rt, transaction(rt) as session:
-        a = add_appointment(
-            session, patient_id, now=datetime.now(UTC), kind=kind, at=at, location=location
-        )
+        a = add_appointment(session, patient_id, now=rt.now(), kind=kind, at=at, location=location)
         aid = a.id
     emit({"id": aid}, as_json, lambda d: f"appointment {d['id']} booked")
 
@@ -371,7 +370,7 @@ def appointments_reschedule(
     from worker.services.records.patients import get_patient
 
     with runtime() as rt, transaction(rt) as session:
-        a = reschedule(session, appointment_id, now=datetime.now(UTC), at=at)
+        a = reschedule(session, appointment_id, now=rt.now(), at=at)
         data = appointment_dict(a, get_patient(session, a.patient_id).tz)
     emit(data, as_json, lambda d: f"appointment {d['id']} moved to {d['local_time']}")
 
@@ -382,7 +381,7 @@ def appointments_cancel(appointment_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.records.appointments import cancel
 
     with runtime() as rt, transaction(rt) as session:
-        a = cancel(session, appointment_id, now=datetime.now(UTC))
+        a = cancel(session, appointment_id, now=rt.now())
         data = appointment_dict(a)
     emit(data, as_json, lambda d: f"appointment {d['id']} cancelled")
 
@@ -493,7 +492,7 @@ def followups_ack(
     from worker.services.read.views import followup_dict
 
     with runtime() as rt, transaction(rt) as session:
-        data = followup_dict(acknowledge(session, followup_id, by=by, now=datetime.now(UTC)))
+        data = followup_dict(acknowledge(session, followup_id, by=by, now=rt.now()))
     emit(data, as_json, lambda d: f"follow-up {d['id']} acknowledged by {d['acknowledged_by']}")
 
 
@@ -509,7 +508,7 @@ def followups_resolve(
     from worker.services.read.views import followup_dict
 
     with runtime() as rt, transaction(rt) as session:
-        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=datetime.now(UTC)))
+        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=rt.now()))
     emit(data, as_json, lambda d: f"follow-up {d['id']} resolved by {d['resolved_by']}")
 
 
@@ -540,7 +539,7 @@ def demo_cmd(as_json: bool = JsonOpt) -> None:
     from worker.services.demo.clinic import seed_demo
 
     with runtime() as rt, service_errors():
-        data = seed_demo(rt, datetime.now(UTC))
+        data = seed_demo(rt, rt.now())
     emit(data, as_json)
 
 
@@ -678,13 +677,18 @@ def run_cmd(
 ) -> None:
     """Run everything in the foreground: embedded Redis (unless CHECKIN_BROKER_URL is set),
     the web app, an urgent and a bulk worker, and beat. Ctrl-C stops them all."""
+    from worker.embedded import EmbeddedRedisMissing
     from worker.logging_setup import configure_logging
     from worker.runner import DEFAULT_METRICS_PORT, run_all
 
     s = production_settings()
     configure_logging(s)
     metrics = metrics_port or s.worker_metrics_port or DEFAULT_METRICS_PORT
-    raise typer.Exit(run_all(s, host=host, port=port, metrics_port=metrics))
+    try:
+        code = run_all(s, host=host, port=port, metrics_port=metrics)
+    except EmbeddedRedisMissing as exc:
+        fail(str(exc), 2)
+    raise typer.Exit(code)
 
 
 def main() -> None:

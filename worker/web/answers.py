@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from worker.config import Settings
+from worker.rendering import shipped_templates_dir
 from worker.services.inbound.email_answers import LinkView, view_link
 from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+TEMPLATES = shipped_templates_dir() / "web"
 STATUS = {"ask": 200, "recorded": 200, "already": 200, "invalid": 410}
 
 
@@ -39,13 +37,13 @@ def answers_router(settings: Settings, rt: Runtime) -> APIRouter:
 
     @router.get("/r/{token}")
     def show(token: str) -> HTMLResponse:
-        return render(view_link(rt, token, datetime.now(UTC), record=False))
+        return render(view_link(rt, token, rt.now(), record=False))
 
     @router.post("/r/{token}")
     def record(token: str) -> HTMLResponse:
-        view = view_link(rt, token, datetime.now(UTC), record=True)
+        view = view_link(rt, token, rt.now(), record=True)
         if view.send:
-            send_now(rt, list(view.send), datetime.now(UTC))
+            send_now(rt, list(view.send), rt.now())
         return render(view)
 
     return router

@@ -10,7 +10,7 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,7 +49,7 @@ def root_secret(settings: Settings, sessions: sessionmaker[Session]) -> bytes:
         )
         session.execute(
             stmt.values(
-                name="link_key", value=candidate, created_at=datetime.now(UTC)
+                name="link_key", value=candidate, created_at=settings.now()
             ).on_conflict_do_nothing(index_elements=["name"])
         )
     with session_scope(sessions) as session:

@@ -296,6 +296,8 @@ class Pacer:
         self._lock = threading.Lock()
         self._answer_times: deque[float] = deque(maxlen=ANSWER_SAMPLES)
         self._thread = threading.local()
+        # Limits per sender, computed once: asked for twice per paced message.
+        self._limits: dict[str, Limits | None] = {}
 
     @classmethod
     def from_settings(cls, client: Redis, settings: Settings) -> Pacer:
@@ -314,10 +316,18 @@ class Pacer:
 
     def limits(self, sender: str) -> Limits | None:
         """The limits for `sender`, or None when it is not paced (rate 0)."""
+        try:
+            return self._limits[sender]
+        except KeyError:
+            pass
         rate = self.per_sender.get(sender, self.rate)
-        if rate <= 0:
-            return None
-        return Limits.for_rate(rate, self.urgent_share, self.margin)
+        limits = None if rate <= 0 else Limits.for_rate(rate, self.urgent_share, self.margin)
+        self._limits[sender] = limits  # the same value whichever thread stores it first
+        return limits
+
+    def paces(self, sender: str | None = None) -> bool:
+        """Whether messages from `sender` (None: this process's own) wait for a turn at all."""
+        return self.limits(sender or self.sender) is not None
 
     @staticmethod
     def _keys(sender: str) -> list[str]:
@@ -465,6 +475,9 @@ class Pacer:
         competes on equal terms after that, so none waits forever. `defer_when_behind`: rather
         than wait (holding a worker thread) behind a higher level, it is deferred at once."""
         who = sender or self.sender
+        if self.limits(who) is None:
+            # Not paced: no ticket, no Redis (this runs once per message).
+            return Turn(0.0)
         lvl = level if level is not None else (URGENT if urgent else BULK)
         give_way = self.max_wait / 2 if yield_for is None else yield_for
         ticket = uuid.uuid4().hex
