@@ -34,6 +34,8 @@ from prometheus_client import (
     Histogram,
 )
 
+from worker.store.outbox import MessageStatus
+
 if TYPE_CHECKING:
     from worker.services.outbound.record import Attempt
 
@@ -176,7 +178,7 @@ def _build() -> _Metrics:
     )
     # The common children, bound before the first message.
     for channel in CHANNELS:
-        m.child(m.sends, channel, "sent", "")
+        m.child(m.sends, channel, MessageStatus.SENT.value, "")
         for result in ("answered", "error"):
             m.child(m.provider, channel, result)
     for priority in PRIORITIES:

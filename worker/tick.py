@@ -13,16 +13,18 @@ from worker.services.outbound.plan import plan
 from worker.services.outbound.send import send_one
 from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
+from worker.store.outbox import MessageStatus
 
+# The send outcomes a row's new state names are that state's value (services/send_record.py).
 SUMMARY_KEYS = (
     "planned",
-    "sent",
-    "failed",
-    "suppressed",
+    MessageStatus.SENT,
+    MessageStatus.FAILED,
+    MessageStatus.SUPPRESSED,
     "deferred",
-    "cancelled",
+    MessageStatus.CANCELLED,
     "retry",
-    "unknown",
+    MessageStatus.UNKNOWN,
     "replies_processed",
     "expired",
     "pages",

@@ -191,12 +191,13 @@ def patients_consent(
 ) -> None:
     """Record or withdraw consent on a channel (withdrawal suppresses pending messages)."""
     from worker.services.records.patients import consent_state, grant_consent, withdraw_consent
+    from worker.store.outbox import MessageStatus
 
     with runtime() as rt, transaction(rt) as session:
         at = rt.now()
         if withdraw:
             n = withdraw_consent(session, patient_id, channel, now=at, source=source, actor="cli")
-            result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
+            result: dict[str, Any] = {"withdrawn": True, MessageStatus.SUPPRESSED: n}
         else:
             changed = grant_consent(
                 session,

@@ -29,6 +29,8 @@ def _pairs(values: dict[str, Any]) -> str:
 
 def render(data: dict[str, Any]) -> str:
     """The status as lines a person can read at a glance."""
+    from worker.store.outbox import MessageStatus as S
+
     queues = data["queues"]
     hour = data["last_hour"]
     urgent = data["urgent_followups"]
@@ -40,8 +42,8 @@ def render(data: dict[str, Any]) -> str:
         ("oldest due, unsent", _age(data["oldest_due_unsent_seconds"])),
         (
             "last hour",
-            f"sent sms {hour['sent']['sms']}  sent email {hour['sent']['email']}  "
-            f"failed {hour['failed']}  undelivered {hour['undelivered']}",
+            f"sent sms {hour[S.SENT]['sms']}  sent email {hour[S.SENT]['email']}  "
+            f"failed {hour[S.FAILED]}  undelivered {hour[S.UNDELIVERED]}",
         ),
         ("provider errors", _pairs(hour["errors_by_code"])),
         (

@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from worker.store.message_status import MessageStatus
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes in, aware UTC datetimes out; refuses naive values loudly."""
@@ -151,22 +153,8 @@ class Appointment(Base):
     planned_until: Mapped[datetime | None]
 
 
-MESSAGE_STATUSES = (
-    "scheduled",
-    "queued",
-    "sending",
-    "sent",
-    "delivered",
-    "undelivered",
-    "cancelled",
-    "suppressed",
-    "failed",
-    "unknown",
-)
-
-
 class Message(Base):
-    """One outbound message: the outbox row and its state machine (DESIGN.md)."""
+    """One outbound message: the outbox row; its states and moves are worker/store/outbox.py."""
 
     __tablename__ = "messages"
     __table_args__ = (
@@ -197,7 +185,9 @@ class Message(Base):
     to_address: Mapped[str | None] = mapped_column(String(320))
     subject: Mapped[str | None] = mapped_column(String(300))
     body: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(12), default="scheduled")
+    # Plain strings in the database (no enum type, no migration): MessageStatus's values; the
+    # moves between them are worker/store/outbox.py's.
+    status: Mapped[str] = mapped_column(String(12), default=MessageStatus.SCHEDULED)
     status_reason: Mapped[str | None] = mapped_column(String(120))
     provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
     error_code: Mapped[str | None] = mapped_column(String(20))
@@ -464,7 +454,6 @@ class Hl7Message(Base):
 
 
 __all__ = [
-    "MESSAGE_STATUSES",
     "ApiToken",
     "AppSecret",
     "Appointment",

@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from worker.store.models import Message
+from worker.store.outbox import MessageStatus
 
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
 
@@ -91,7 +92,8 @@ class DbValues:
 
     def constants(self, now: datetime) -> tuple[Any, ...]:
         """The CONSTANT columns of a row planned at `now`."""
-        return ("bulk", self._bool(False), "scheduled", 0, self.instant(now), self.instant(now))
+        scheduled = MessageStatus.SCHEDULED.value  # a plain str: bound without the column's type
+        return ("bulk", self._bool(False), scheduled, 0, self.instant(now), self.instant(now))
 
 
 def insert_rows(conn: Connection, rows: Sequence[Row], constants: tuple[Any, ...]) -> int:

@@ -27,6 +27,7 @@ from worker.services.read import ops
 from worker.services.runtime import Runtime
 from worker.store.models import FollowUp
 from worker.store.models import Message as Row
+from worker.store.outbox import ACCEPTED, MessageStatus
 from worker.web.inbound_metrics import InboundCollector
 
 #: Upper bounds (seconds) of the due-to-sent lag buckets.
@@ -97,7 +98,7 @@ class DatabaseCollector(Collector):
         sent = GaugeMetricFamily(
             "checkin_sent_last_hour", "Messages sent in the last hour", labels=["channel"]
         )
-        for channel, count in recent["sent"].items():
+        for channel, count in recent[MessageStatus.SENT].items():
             sent.add_metric([channel], count)
         yield sent
         failed = GaugeMetricFamily(
@@ -106,8 +107,8 @@ class DatabaseCollector(Collector):
             "in the last hour",
             labels=["status"],
         )
-        failed.add_metric(["failed"], recent["failed"])
-        failed.add_metric(["undelivered"], recent["undelivered"])
+        for status in (MessageStatus.FAILED, MessageStatus.UNDELIVERED):
+            failed.add_metric([status.value], recent[status])
         yield failed
         errors = GaugeMetricFamily(
             "checkin_provider_errors_last_hour",
@@ -125,7 +126,7 @@ class DatabaseCollector(Collector):
         columns += [func.coalesce(func.sum(case((lag <= le, 1), else_=0)), 0) for le in LAG_BUCKETS]
         row = session.execute(
             select(*columns).where(
-                Row.status.in_(("sent", "delivered", "undelivered")),
+                Row.status.in_(ACCEPTED),
                 Row.due_at >= since - ops.LOOKBACK,
                 Row.sent_at >= since,
             )

@@ -43,6 +43,7 @@ from worker.domain.instruments import Instrument, get_instrument, score
 from worker.services.read.listing import answers_by_checkin
 from worker.services.records.patients import get_patient
 from worker.store.models import Appointment, CheckIn, FollowUp, Message, Patient, Response
+from worker.store.outbox import WENT_OUT
 
 LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"
@@ -90,7 +91,6 @@ REASON_TEXT: Final = {
 }
 TASK_STATUS: Final = {"open": "requested", "acknowledged": "in-progress", "resolved": "completed"}
 TASK_PRIORITY: Final = {"urgent": "stat", "high": "urgent", "routine": "routine"}
-SENT: Final = ("sent", "delivered")
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -364,7 +364,7 @@ def _reminders(
         .where(
             Message.patient_id == patient.id,
             Message.kind == "reminder",
-            Message.status.in_(SENT),
+            Message.status.in_(WENT_OUT),
         )
         .order_by(Message.sent_at, Message.id)
     ):

@@ -11,14 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.domain.names import FOLLOWUP_REASONS, SEVERITIES
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.input_limits import NAME_MAX, NOTE_MAX, check_text
 from worker.services.records import audit
+from worker.store import outbox
 from worker.store.models import FollowUp, Message
+from worker.store.outbox import MessageStatus
 
 RANK = {"urgent": 0, "high": 1, "routine": 2}
 MAX_EVIDENCE = 50
@@ -158,12 +160,11 @@ def resolve(
 def _stop_pages(session: Session, followup_id: int, now: datetime) -> None:
     """A human has it: pages not yet handed to the provider are not sent (the escalation tick
     stops paging too, as it only pages `open` items)."""
-    session.execute(
-        update(Message)
-        .where(
-            Message.followup_id == followup_id,
-            Message.kind == "page",
-            Message.status.in_(("scheduled", "queued")),
-        )
-        .values(status="suppressed", status_reason="acknowledged", updated_at=now)
+    outbox.move(
+        session,
+        (Message.followup_id == followup_id) & (Message.kind == "page"),
+        outbox.WAITING,
+        MessageStatus.SUPPRESSED,
+        status_reason="acknowledged",
+        updated_at=now,
     )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from worker.services.clinical.followups import acknowledge, raise_followup
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, CheckIn, InboundMessage, Message, Patient, Response
+from worker.store.outbox import MessageStatus
 
 DAYS = 28
 
@@ -137,7 +138,7 @@ class _Writer:
                 to_address=self.p.email if email else self.p.phone,
                 subject=f"{self.rt.settings.clinic_name}: check-in" if email else None,
                 body=body,
-                status="delivered",
+                status=MessageStatus.DELIVERED,
                 provider_id=f"demo-{self.p.id}-{self.n}",
                 attempts=1,
                 segments=None if email else 1,

@@ -53,6 +53,7 @@ from worker.store.models import (
     Patient,
     Response,
 )
+from worker.store.outbox import IN_FLIGHT, WENT_OUT
 
 log = logging.getLogger(__name__)
 
@@ -427,7 +428,7 @@ class _Processor:
                 Appointment.status == "booked",
                 Appointment.starts_at > self.now,
                 Message.kind == "reminder",
-                Message.status.in_(("sent", "delivered")),
+                Message.status.in_(WENT_OUT),
                 Message.sent_at >= self.now - APPOINTMENT_REPLY_WINDOW,
             )
             .order_by(Appointment.starts_at)
@@ -502,7 +503,7 @@ class _Processor:
                     Message.patient_id == self.patient.id,
                     Message.kind == "checkin",
                     Message.channel == "sms",
-                    Message.status.in_(("sending", "unknown")),
+                    Message.status.in_(IN_FLIGHT),
                 )
                 .limit(1)
             )

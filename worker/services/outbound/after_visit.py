@@ -29,6 +29,7 @@ from worker.domain.schedule import local_to_utc
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import Appointment, Enrollment, Message, Patient
+from worker.store.outbox import MessageStatus
 
 TEMPLATE = "after_visit"
 INSTRUMENT = "mood"
@@ -102,7 +103,7 @@ def plan_after_visits(rt: Runtime, now: datetime, horizon: datetime) -> int:
                 "local_time": local,
                 "dedupe_key": key(r.id, r.version),
                 "context": {"after_visit": True, "low": config.low},
-                "status": "scheduled",
+                "status": MessageStatus.SCHEDULED,
                 "attempts": 0,
                 "stop_notice": False,
                 "created_at": now,

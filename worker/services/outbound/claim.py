@@ -34,10 +34,13 @@ from worker.services.outbound.after_visit import LIVE_STATUSES as LIVE_AFTER_VIS
 from worker.services.outbound.after_visit import TEMPLATE as AFTER_VISIT
 from worker.services.records import unsubscribe
 from worker.services.runtime import Runtime
+from worker.store import outbox
 from worker.store.models import Appointment, Consent, Message, Patient, Schedule
+from worker.store.outbox import MessageStatus
 
 # Core statements on the tables: the ORM's unit of work is not needed on this hot path.
 MESSAGES = cast(Table, Message.__table__)
+S = MessageStatus
 ANSWER_LINK_VALIDITY = timedelta(days=3)
 #: The columns of a claimed row that the checks, the templates and recording the outcome read.
 CLAIMED_COLUMNS = tuple(
@@ -86,7 +89,7 @@ class Claimed:
 
 @dataclass(frozen=True)
 class _Verdict:
-    status: str
+    status: MessageStatus
     reason: str
     outcome: str
     values: Mapping[str, Any] = field(default_factory=dict)
@@ -109,17 +112,16 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     # trip to read the rows back (values as of the claim: attempts already counted).
     rows = {
         r.id: r
-        for r in session.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "queued")
-            .values(
-                status="sending",
-                sending_at=now,
-                sending_by=rt.lease.owner if rt.lease is not None else None,
-                attempts=MESSAGES.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*CLAIMED_COLUMNS)
+        for r in outbox.move_returning(
+            session,
+            ids,
+            MessageStatus.QUEUED,
+            MessageStatus.SENDING,
+            [c.name for c in CLAIMED_COLUMNS],
+            sending_at=now,
+            sending_by=rt.lease.owner if rt.lease is not None else None,
+            attempts=MESSAGES.c.attempts + 1,
+            updated_at=now,
         )
     }
     for mid in ids:
@@ -157,7 +159,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     if bodies:
         session.execute(
             update(MESSAGES)
-            .where(MESSAGES.c.id == bindparam("m_id"), MESSAGES.c.status == "sending")
+            .where(MESSAGES.c.id == bindparam("m_id"), MESSAGES.c.status == MessageStatus.SENDING)
             .values(
                 to_address=bindparam("m_to"),
                 body=bindparam("m_body"),
@@ -218,49 +220,51 @@ def _check(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> _Verdict |
     appointment is `cancelled`, not `suppressed`, even at night."""
     patient = facts.patients.get(m.patient_id) if m.patient_id is not None else None
     if m.patient_id is not None and (patient is None or patient.archived_at is not None):
-        return _Verdict("cancelled", "patient_archived", "cancelled")
+        return _Verdict(S.CANCELLED, "patient_archived", S.CANCELLED)
     if m.not_after is not None and now > m.not_after:
-        return _Verdict("suppressed", "too_late", "suppressed")
+        return _Verdict(S.SUPPRESSED, "too_late", S.SUPPRESSED)
     if m.appointment_id is not None:
         appt = facts.appointments.get(m.appointment_id)
         # A visit marked attended keeps its day-after check-in (services/outbound/after_visit.py).
         live = LIVE_AFTER_VISIT if m.template == AFTER_VISIT else ("booked",)
         if appt is None or appt.status not in live:
-            return _Verdict("cancelled", "appointment_cancelled", "cancelled")
+            return _Verdict(S.CANCELLED, "appointment_cancelled", S.CANCELLED)
         if appt.version != m.appointment_version:
-            return _Verdict("cancelled", "appointment_rescheduled", "cancelled")
+            return _Verdict(S.CANCELLED, "appointment_rescheduled", S.CANCELLED)
     if m.schedule_id is not None:
         schedule = facts.schedules.get(m.schedule_id)
         if schedule is None or schedule.status != "active":
-            return _Verdict("cancelled", "schedule_inactive", "cancelled")
+            return _Verdict(S.CANCELLED, "schedule_inactive", S.CANCELLED)
     if patient is not None and not m.exempt_quiet_hours:
         # The crisis reply and other exempt replies go even to a patient who opted out in the
         # same message (CLINICAL.md); everything else needs consent in force now.
         if (patient.id, m.channel) not in facts.consents:
-            return _Verdict("suppressed", f"no_consent_{m.channel}", "suppressed")
+            return _Verdict(S.SUPPRESSED, f"no_consent_{m.channel}", S.SUPPRESSED)
         window = parse_window(patient.send_window or rt.settings.send_window)
         if not is_allowed(now, patient.tz, window):
             later = next_allowed(now, patient.tz, window)
             if m.not_after is not None and later >= m.not_after:
-                return _Verdict("suppressed", "too_late_quiet_hours", "suppressed")
+                return _Verdict(S.SUPPRESSED, "too_late_quiet_hours", S.SUPPRESSED)
             return _Verdict(
-                "scheduled",
+                S.SCHEDULED,
                 "deferred_quiet_hours",
                 "deferred",
                 {"due_at": later, "queued_at": None},
             )
     if not _address(m, patient):
-        return _Verdict("failed", f"no_{m.channel}_address", "failed")
+        return _Verdict(S.FAILED, f"no_{m.channel}_address", S.FAILED)
     return None
 
 
 def _settle(session: Session, mid: int, verdict: _Verdict, now: datetime) -> None:
-    session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == mid, MESSAGES.c.status == "sending")
-        .values(
-            status=verdict.status, status_reason=verdict.reason, updated_at=now, **verdict.values
-        )
+    outbox.move_each(
+        session,
+        [{"m_id": mid}],
+        MessageStatus.SENDING,
+        verdict.status,
+        status_reason=verdict.reason,
+        updated_at=now,
+        **verdict.values,
     )
 
 

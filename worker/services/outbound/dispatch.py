@@ -19,8 +19,10 @@ from sqlalchemy import case, or_, select, update
 from worker import telemetry
 from worker.services.outbound.reconcile import reconcile
 from worker.services.runtime import Runtime
+from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import Message
+from worker.store.outbox import MessageStatus
 
 if TYPE_CHECKING:
     from redis.lock import Lock
@@ -53,7 +55,7 @@ def claim_due(
     with session_scope(rt.sessions) as session:
         candidates = (
             select(Message.id)
-            .where(Message.status == "scheduled", Message.due_at <= now)
+            .where(Message.status == MessageStatus.SCHEDULED, Message.due_at <= now)
             .order_by(case((Message.priority == "urgent", 0), else_=1), Message.due_at, Message.id)
             .limit(limit)
         )
@@ -62,12 +64,15 @@ def claim_due(
         ids = list(session.scalars(candidates))
         if not ids:
             return []
-        claimed = session.execute(
-            update(Message)
-            .where(Message.id.in_(ids), Message.status == "scheduled")
-            .values(status="queued", queued_at=now, updated_at=now)
-            .returning(Message.id, Message.priority, Message.due_at)
-        ).all()
+        claimed = outbox.move_returning(
+            session,
+            ids,
+            MessageStatus.SCHEDULED,
+            MessageStatus.QUEUED,
+            ("id", "priority", "due_at"),
+            queued_at=now,
+            updated_at=now,
+        )
     if due is not None:
         due.update((mid, at) for mid, _prio, at in claimed)
     return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio, _at in claimed]
@@ -89,7 +94,7 @@ def stale_queued(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]
         rows = session.execute(
             select(Message.id, Message.priority)
             .where(
-                Message.status == "queued",
+                Message.status == MessageStatus.QUEUED,
                 or_(
                     Message.queued_at < cutoff,
                     (Message.priority == "urgent") & (Message.queued_at < urgent_cutoff),
@@ -102,7 +107,7 @@ def stale_queued(rt: Runtime, now: datetime, limit: int) -> list[tuple[int, str]
             return []
         session.execute(
             update(Message)
-            .where(Message.id.in_([r[0] for r in rows]), Message.status == "queued")
+            .where(Message.id.in_([r[0] for r in rows]), Message.status == MessageStatus.QUEUED)
             .values(queued_at=now)
         )
     return [(mid, "urgent" if prio == "urgent" else "bulk") for mid, prio in rows]
@@ -215,8 +220,11 @@ def _enqueue(
 
 def _unclaim(rt: Runtime, ids: list[int], now: datetime) -> None:
     with session_scope(rt.sessions) as session:
-        session.execute(
-            update(Message)
-            .where(Message.id.in_(ids), Message.status == "queued")
-            .values(status="scheduled", queued_at=None, updated_at=now)
+        outbox.move(
+            session,
+            ids,
+            MessageStatus.QUEUED,
+            MessageStatus.SCHEDULED,
+            queued_at=None,
+            updated_at=now,
         )

@@ -19,17 +19,7 @@ from worker.services.records.patients import get_patient, has_consent
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import Appointment, Message, Schedule
-
-DONE = (
-    "sent",
-    "delivered",
-    "undelivered",
-    "cancelled",
-    "suppressed",
-    "failed",
-    "unknown",
-    "sending",
-)
+from worker.store.outbox import DONE
 
 
 @dataclass(frozen=True)

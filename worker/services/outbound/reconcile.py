@@ -20,15 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, case, or_, select, update
+from sqlalchemy import ColumnElement, case, or_, select
 
 from worker import telemetry
 from worker.channels import ProviderMessage
 from worker.config import Settings
 from worker.services.outbound.record import open_checkins
 from worker.services.runtime import Runtime
+from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import Message
+from worker.store.outbox import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,9 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
             select(Message)
             .where(
                 or_(
-                    (Message.status == "sending") & (Message.sending_at < stale),
-                    (Message.status == "sending") & Message.sending_by.in_(gone),
-                    (Message.status == "unknown") & (Message.sending_at < now - settle),
+                    (Message.status == MessageStatus.SENDING) & (Message.sending_at < stale),
+                    (Message.status == MessageStatus.SENDING) & Message.sending_by.in_(gone),
+                    (Message.status == MessageStatus.UNKNOWN) & (Message.sending_at < now - settle),
                 )
             )
             # Urgent rows first: a crash must not delay a crisis reply behind check-ins.
@@ -68,7 +70,7 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
         snapshot = [
             (
                 m.id,
-                m.status,
+                MessageStatus(m.status),
                 m.channel,
                 m.to_address,
                 m.body,
@@ -94,19 +96,19 @@ def reconcile(rt: Runtime, now: datetime, limit: int = 200) -> ReconcileResult:
     return result
 
 
-_Row = tuple[int, str, str, str | None, str | None, datetime | None, str, str | None]
+_Row = tuple[int, MessageStatus, str, str | None, str | None, datetime | None, str, str | None]
 
 
 def _settle_group(rt: Runtime, rows: list[_Row], now: datetime, result: ReconcileResult) -> None:
     sms = rt.channels.sms
     for mid, status, channel, to, body, sending_at, priority, owner in rows:
         if channel != "sms" or not sms.can_reconcile or not to or sending_at is None:
-            if status == "sending":
+            if status == MessageStatus.SENDING:
                 _move(
                     rt,
                     mid,
-                    "sending",
-                    "unknown",
+                    MessageStatus.SENDING,
+                    MessageStatus.UNKNOWN,
                     now,
                     attempt=sending_at,
                     owner=owner,
@@ -136,7 +138,7 @@ def _settle_group(rt: Runtime, rows: list[_Row], now: datetime, result: Reconcil
             rt,
             mid,
             status,
-            "queued",
+            MessageStatus.QUEUED,
             now,
             attempt=sending_at,
             owner=owner,
@@ -158,7 +160,7 @@ def _lapsed_owners(rt: Runtime) -> list[str]:
     with session_scope(rt.sessions) as session:
         owners = session.scalars(
             select(Message.sending_by)
-            .where(Message.status == "sending", Message.sending_by.is_not(None))
+            .where(Message.status == MessageStatus.SENDING, Message.sending_by.is_not(None))
             .distinct()
         ).all()
     if not owners:
@@ -235,7 +237,7 @@ def _match(
 def _resolve_sent(
     rt: Runtime,
     mid: int,
-    frm: str,
+    frm: MessageStatus,
     attempt: datetime,
     owner: str | None,
     match: ProviderMessage,
@@ -245,18 +247,17 @@ def _resolve_sent(
     answer is opened, exactly as when the send itself records the sid."""
     sent_at = match.created_at or now
     with session_scope(rt.sessions) as session:
-        res = session.execute(
-            update(Message)
-            .where(Message.id == mid, Message.status == frm, _same_attempt(attempt, owner))
-            .values(
-                status="sent",
-                status_reason="reconciled",
-                provider_id=match.provider_id,
-                sent_at=sent_at,
-                updated_at=now,
-            )
+        moved = outbox.move(
+            session,
+            (Message.id == mid) & _same_attempt(attempt, owner),
+            frm,
+            MessageStatus.SENT,
+            status_reason="reconciled",
+            provider_id=match.provider_id,
+            sent_at=sent_at,
+            updated_at=now,
         )
-        if getattr(res, "rowcount", 0) != 1:
+        if moved != 1:
             return False
         open_checkins(rt, session, {mid: sent_at})
     return True
@@ -265,8 +266,8 @@ def _resolve_sent(
 def _move(
     rt: Runtime,
     mid: int,
-    frm: str,
-    to: str,
+    frm: MessageStatus,
+    to: MessageStatus,
     now: datetime,
     *,
     attempt: datetime | None,
@@ -274,13 +275,9 @@ def _move(
     owner: str | None = None,
     queued_at: datetime | None = None,
 ) -> bool:
-    values: dict[str, object] = {"status": to, "status_reason": reason, "updated_at": now}
+    values: dict[str, object] = {"status_reason": reason, "updated_at": now}
     if queued_at is not None:
         values["queued_at"] = queued_at
     with session_scope(rt.sessions) as session:
-        res = session.execute(
-            update(Message)
-            .where(Message.id == mid, Message.status == frm, _same_attempt(attempt, owner))
-            .values(**values)
-        )
-        return bool(getattr(res, "rowcount", 0) == 1)
+        mine = (Message.id == mid) & _same_attempt(attempt, owner)
+        return outbox.move(session, mine, frm, to, **values) == 1

@@ -21,8 +21,10 @@ from worker.channels import ChannelError, SendResult
 from worker.services.outbound.claim import MESSAGES, Prepared
 from worker.services.records.patients import withdraw_consent
 from worker.services.runtime import Runtime
+from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import CheckIn
+from worker.store.outbox import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +56,18 @@ def record(rt: Runtime, attempts: list[Attempt]) -> dict[int, str]:
         sent = [a for a in attempts if a.result is not None]
         if sent:
             _record_sent(rt, session, sent)
-            outcomes.update((a.p.id, "sent") for a in sent)
+            outcomes.update((a.p.id, MessageStatus.SENT) for a in sent)
         unknown = [a for a in attempts if a.unknown]
         if unknown:
-            session.execute(
-                update(MESSAGES)
-                .where(MESSAGES.c.id == bindparam("m_id"), MESSAGES.c.status == "sending")
-                .values(
-                    status="unknown", status_reason="provider_timeout", updated_at=bindparam("m_at")
-                ),
+            outbox.move_each(
+                session,
                 [{"m_id": a.p.id, "m_at": a.at} for a in unknown],
+                MessageStatus.SENDING,
+                MessageStatus.UNKNOWN,
+                status_reason="provider_timeout",
+                updated_at=bindparam("m_at"),
             )
-            outcomes.update((a.p.id, "unknown") for a in unknown)
+            outcomes.update((a.p.id, MessageStatus.UNKNOWN) for a in unknown)
         for a in attempts:
             if a.lost:
                 outcomes[a.p.id] = "skipped"
@@ -92,20 +94,8 @@ def _record_sent(rt: Runtime, session: Session, sent: list[Attempt]) -> None:
         and a.p.checkin_id is None
     ]
     new_ids = _insert_checkins(rt, session, opening)
-    result = session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == bindparam("m_id"), MESSAGES.c.status == "sending")
-        .values(
-            status="sent",
-            status_reason=None,
-            provider_id=bindparam("m_provider_id"),
-            segments=bindparam("m_segments"),
-            sent_at=bindparam("m_at"),
-            updated_at=bindparam("m_at"),
-            checkin_id=func.coalesce(
-                bindparam("m_checkin_id", type_=Integer), MESSAGES.c.checkin_id
-            ),
-        ),
+    written = outbox.move_each(
+        session,
         [
             {
                 "m_id": a.p.id,
@@ -116,8 +106,16 @@ def _record_sent(rt: Runtime, session: Session, sent: list[Attempt]) -> None:
             }
             for a in sent
         ],
+        MessageStatus.SENDING,
+        MessageStatus.SENT,
+        status_reason=None,
+        provider_id=bindparam("m_provider_id"),
+        segments=bindparam("m_segments"),
+        sent_at=bindparam("m_at"),
+        updated_at=bindparam("m_at"),
+        checkin_id=func.coalesce(bindparam("m_checkin_id", type_=Integer), MESSAGES.c.checkin_id),
     )
-    if new_ids and not _all_written(session, result, len(sent)):
+    if new_ids and not _all_written(session, written, len(sent)):
         # A row was no longer `sending` (reconciliation settled it first, and opened its own
         # check-in): the check-in made for it here is nobody's. Dropped in this transaction,
         # so no one ever sees it.
@@ -152,12 +150,12 @@ def _insert_checkins(rt: Runtime, session: Session, opening: list[Attempt]) -> d
     return {a.p.id: cid for a, cid in zip(opening, ids, strict=True)}
 
 
-def _all_written(session: Session, result: object, expected: int) -> bool:
+def _all_written(session: Session, written: int, expected: int) -> bool:
     """Whether an executemany UPDATE wrote every row (when the driver can say so)."""
     bind = session.get_bind()
     if not bind.dialect.supports_sane_multi_rowcount:
         return False
-    return getattr(result, "rowcount", -1) == expected
+    return written == expected
 
 
 def _drop_unused(session: Session, new_ids: dict[int, int]) -> None:
@@ -189,7 +187,7 @@ def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -
             MESSAGES.c.channel,
         ).where(
             MESSAGES.c.id.in_(list(sent_at)),
-            MESSAGES.c.status == "sent",
+            MESSAGES.c.status == MessageStatus.SENT,
             MESSAGES.c.kind == "checkin",
             MESSAGES.c.checkin_id.is_(None),
             MESSAGES.c.patient_id.is_not(None),
@@ -224,12 +222,8 @@ def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -
     )
 
 
-def _set(session: Session, mid: int, now: datetime, **values: object) -> None:
-    session.execute(
-        update(MESSAGES)
-        .where(MESSAGES.c.id == mid, MESSAGES.c.status == "sending")
-        .values(updated_at=now, **values)
-    )
+def _set(session: Session, mid: int, now: datetime, to: MessageStatus, **values: object) -> None:
+    outbox.move_each(session, [{"m_id": mid}], MessageStatus.SENDING, to, updated_at=now, **values)
 
 
 def _pace_later(session: Session, p: Prepared, now: datetime, delay: float) -> str:
@@ -238,7 +232,7 @@ def _pace_later(session: Session, p: Prepared, now: datetime, delay: float) -> s
         session,
         p.id,
         now,
-        status="scheduled",
+        MessageStatus.SCHEDULED,
         status_reason="paced",
         due_at=now + timedelta(seconds=delay),
         queued_at=None,
@@ -265,16 +259,16 @@ def _failed(rt: Runtime, session: Session, p: Prepared, now: datetime, exc: Chan
             session,
             p.id,
             now,
-            status="suppressed",
+            MessageStatus.SUPPRESSED,
             status_reason="opted_out_at_carrier",
             error_code=code,
         )
-        return "suppressed"
+        return MessageStatus.SUPPRESSED
     if exc.permanent:
         log.warning("message %d failed permanently (code %s)", p.id, code)
         reason = f"provider_rejected: {exc}"[:120]
-        _set(session, p.id, now, status="failed", status_reason=reason, error_code=code)
-        return "failed"
+        _set(session, p.id, now, MessageStatus.FAILED, status_reason=reason, error_code=code)
+        return MessageStatus.FAILED
     base = timedelta(seconds=rt.settings.retry_backoff_seconds)
     backoff = min(base * (2 ** max(p.attempts - 1, 0)), MAX_BACKOFF)
     if exc.retry_after:
@@ -286,14 +280,14 @@ def _failed(rt: Runtime, session: Session, p: Prepared, now: datetime, exc: Chan
     too_late = p.not_after is not None and retry_at >= p.not_after
     if p.attempts >= MAX_ATTEMPTS or too_late:
         reason = "retries_exhausted" if not too_late else "too_late_to_retry"
-        _set(session, p.id, now, status="failed", status_reason=reason, error_code=code)
+        _set(session, p.id, now, MessageStatus.FAILED, status_reason=reason, error_code=code)
         log.warning("message %d failed after %d attempts (code %s)", p.id, p.attempts, code)
-        return "failed"
+        return MessageStatus.FAILED
     _set(
         session,
         p.id,
         now,
-        status="scheduled",
+        MessageStatus.SCHEDULED,
         status_reason=f"retry after transient error {code or ''}".strip(),
         error_code=code,
         due_at=retry_at,

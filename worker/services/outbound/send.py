@@ -42,6 +42,7 @@ from worker.services.outbound.pacing import URGENT, Grant
 from worker.services.outbound.record import Attempt, record
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
+from worker.store.outbox import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,7 @@ def _lease_covers(rt: Runtime, p: Prepared) -> bool:
                 update(MESSAGES)
                 .where(
                     MESSAGES.c.id == p.id,
-                    MESSAGES.c.status == "sending",
+                    MESSAGES.c.status == MessageStatus.SENDING,
                     MESSAGES.c.sending_by == lease.owner,
                 )
                 .values(sending_by=None)

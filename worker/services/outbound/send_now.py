@@ -12,13 +12,15 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.services.outbound.send import send_one
 from worker.services.runtime import Runtime
+from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import Message
+from worker.store.outbox import MessageStatus
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ def queue_now(
         dedupe_key=dedupe_key,
         context=context or {},
         to_address=to_address,
-        status="scheduled",
+        status=MessageStatus.SCHEDULED,
         attempts=0,
         created_at=now,
         updated_at=now,
@@ -92,12 +94,15 @@ def send_now(rt: Runtime, ids: list[int], now: datetime) -> dict[str, int]:
 
 def _claim(rt: Runtime, mid: int, now: datetime) -> bool:
     with session_scope(rt.sessions) as session:
-        claimed = session.execute(
-            update(Message)
-            .where(Message.id == mid, Message.status == "scheduled")
-            .values(status="queued", queued_at=now, updated_at=now)
+        claimed = outbox.move(
+            session,
+            [mid],
+            MessageStatus.SCHEDULED,
+            MessageStatus.QUEUED,
+            queued_at=now,
+            updated_at=now,
         )
-    return getattr(claimed, "rowcount", 0) == 1
+    return claimed == 1
 
 
 def _send(rt: Runtime, mid: int, now: datetime) -> str:

@@ -12,22 +12,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from worker.services.clinical.followups import raise_followup
 from worker.services.records.patients import withdraw_consent
 from worker.services.runtime import Runtime
+from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import Message
+from worker.store.outbox import MessageStatus
 
 log = logging.getLogger(__name__)
 
 # Twilio's delivery states and the rows they may move from (never backwards).
-STATUS_MOVES = {
-    "delivered": ("sending", "sent", "unknown", "undelivered"),
-    "undelivered": ("sending", "sent", "unknown"),
-    "failed": ("sending", "sent", "unknown"),
-}
+STATUS_MOVES = outbox.REPORTS
 
 
 def apply_status(rt: Runtime, sid: str, status: str, code: str | None, now: datetime) -> None:
@@ -38,17 +36,14 @@ def apply_status(rt: Runtime, sid: str, status: str, code: str | None, now: date
         if msg is None:
             log.info("status callback for an unknown message (%s)", status)
             return
-        values: dict[str, object] = {"status": status, "updated_at": now}
-        if status == "delivered":
+        to = MessageStatus(status)
+        values: dict[str, object] = {"updated_at": now}
+        if to == MessageStatus.DELIVERED:
             values["delivered_at"] = now
         if code:
             values["error_code"] = code[:20]
-        moved = session.execute(
-            update(Message)
-            .where(Message.id == msg.id, Message.status.in_(STATUS_MOVES[status]))
-            .values(**values)
-        )
-        if getattr(moved, "rowcount", 0) != 1 or msg.patient_id is None:
+        moved = outbox.move(session, [msg.id], STATUS_MOVES[to], to, **values)
+        if moved != 1 or msg.patient_id is None:
             return
         if code == "21610":
             withdraw_consent(
@@ -59,7 +54,7 @@ def apply_status(rt: Runtime, sid: str, status: str, code: str | None, now: date
                 source="carrier opt-out (Twilio 21610)",
                 actor="system",
             )
-        elif status in ("undelivered", "failed"):
+        elif to in outbox.FAILURES:
             raise_followup(
                 session,
                 patient_id=msg.patient_id,

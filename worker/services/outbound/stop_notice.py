@@ -22,10 +22,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from worker.store.models import Message
+from worker.store.outbox import IN_FLIGHT, WENT_OUT
 
 UNTOUCHED_KINDS = frozenset({"crisis", "page"})
 UNTOUCHED_TEMPLATES = frozenset({"crisis_reply", "possible_risk_reply", "oncall_page"})
-WENT = ("sending", "sent", "delivered", "unknown")
+# What may have reached the phone this month: handed over, accepted, delivered, or not known.
+WENT = (*IN_FLIGHT, *WENT_OUT)
 
 
 def month_start(now: datetime, tz: str) -> datetime:

@@ -12,14 +12,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from worker.services.clinical import ladder
-from worker.store.models import MESSAGE_STATUSES, FollowUp, Message
+from worker.store import outbox as states
+from worker.store.models import FollowUp, Message
+from worker.store.outbox import MessageStatus
 
 if TYPE_CHECKING:
     from worker.config import Settings
     from worker.services.runtime import Runtime
 
 #: Rows still on their way out: due-but-unsent counts these.
-PENDING = ("scheduled", "queued", "sending")
+PENDING = states.PENDING
 #: A message leaves the outbox within a few hours of its due time or not at all (lateness
 #: cut-offs), so "sent in the last hour" only needs rows due in the week before: this bound
 #: lets the (status, due_at) index serve the query instead of a scan of the whole table.
@@ -41,7 +43,7 @@ class Outbox:
 
 
 def outbox(session: Session, now: datetime) -> Outbox:
-    counts = dict.fromkeys(MESSAGE_STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(MessageStatus, 0)
     for status, count in session.execute(
         select(Message.status, func.count()).group_by(Message.status)
     ):
@@ -60,7 +62,7 @@ def recent(
     exhausted), undelivered (the carrier said so) and provider errors by code (each row counted
     once, with its latest code; a transient error later sent still counts)."""
     since = now - period
-    window = (Message.status.in_(MESSAGE_STATUSES), Message.due_at >= since - LOOKBACK)
+    window = (Message.status.in_(tuple(MessageStatus)), Message.due_at >= since - LOOKBACK)
     sent = {"sms": 0, "email": 0}
     for channel, count in session.execute(
         select(Message.channel, func.count())
@@ -68,7 +70,7 @@ def recent(
         .group_by(Message.channel)
     ):
         sent[channel] = int(count)
-    failures = dict.fromkeys(("failed", "undelivered"), 0)
+    failures: dict[str, int] = dict.fromkeys(states.FAILURES, 0)
     for status, count in session.execute(
         select(Message.status, func.count())
         .where(*window, Message.status.in_(tuple(failures)), Message.updated_at >= since)
@@ -82,7 +84,7 @@ def recent(
         .group_by(Message.error_code)
     ):
         errors[str(code)] = int(count)
-    return {"sent": sent, **failures, "errors_by_code": dict(sorted(errors.items()))}
+    return {MessageStatus.SENT: sent, **failures, "errors_by_code": dict(sorted(errors.items()))}
 
 
 def open_urgent(session: Session, now: datetime) -> dict[str, Any]:

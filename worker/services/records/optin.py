@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from worker.store.models import Consent, Message, Patient
+from worker.store.outbox import MessageStatus
 
 TEMPLATE = "optin_confirmation"
 
@@ -58,7 +59,7 @@ def confirm_grant(
         dedupe_key=key,
         context={},
         to_address=reply_to,
-        status="scheduled",
+        status=MessageStatus.SCHEDULED,
         attempts=0,
         # It names STOP itself: it counts as this month's STOP notice (services/stop_notice.py).
         stop_notice=True,

@@ -24,6 +24,7 @@ from worker.services.input_limits import NAME_MAX, check_text
 from worker.services.records import audit
 from worker.services.records.patients import get_patient, has_consent, withdraw_consent
 from worker.store.models import Appointment, Message, Patient, Schedule
+from worker.store.outbox import MessageStatus
 
 
 def update_patient(
@@ -111,7 +112,7 @@ def _replan(session: Session, patient_id: int, now: datetime) -> None:
     session.execute(
         delete(Message).where(
             Message.patient_id == patient_id,
-            Message.status == "scheduled",
+            Message.status == MessageStatus.SCHEDULED,
             or_(Message.schedule_id.is_not(None), Message.appointment_id.is_not(None)),
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from worker.config import parse_window
@@ -14,7 +14,9 @@ from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.input_limits import NAME_MAX, SHORT_MAX, check_text
 from worker.services.records import audit, optin
+from worker.store import outbox
 from worker.store.models import Consent, Message, Patient
+from worker.store.outbox import MessageStatus
 
 
 def add_patient(
@@ -150,16 +152,18 @@ def grant_consent(
         session.flush()
         optin.confirm_grant(session, grant, now=now, reply_to=reply_to)
     # Messages suppressed by the withdrawal still hold their dedupe keys; reopen those ahead.
-    session.execute(
-        update(Message)
-        .where(
+    outbox.move(
+        session,
+        and_(
             Message.patient_id == patient_id,
             Message.channel == channel,
-            Message.status == "suppressed",
             Message.status_reason == "consent_withdrawn",
             Message.due_at >= now,
-        )
-        .values(status="scheduled", status_reason=None, updated_at=now)
+        ),
+        MessageStatus.SUPPRESSED,
+        MessageStatus.SCHEDULED,
+        status_reason=None,
+        updated_at=now,
     )
     audit.record(
         session,
@@ -195,15 +199,17 @@ def withdraw_consent(
         )
         .values(withdrawn_at=now, withdrawn_source=source)
     )
-    result = session.execute(
-        update(Message)
-        .where(
+    suppressed = outbox.move(
+        session,
+        and_(
             Message.patient_id == patient_id,
             Message.channel == channel,
-            Message.status == "scheduled",
             Message.exempt_quiet_hours.is_(False),
-        )
-        .values(status="suppressed", status_reason="consent_withdrawn", updated_at=now)
+        ),
+        MessageStatus.SCHEDULED,
+        MessageStatus.SUPPRESSED,
+        status_reason="consent_withdrawn",
+        updated_at=now,
     )
     audit.record(
         session,
@@ -215,7 +221,7 @@ def withdraw_consent(
         patient_id=patient_id,
         detail={"channel": channel, "source": source},
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return suppressed
 
 
 def consent_state(session: Session, patient_id: int) -> dict[str, dict[str, object]]:

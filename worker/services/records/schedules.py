@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from worker.domain.protocols import Protocol, expand
@@ -14,7 +14,9 @@ from worker.domain.schedule import ScheduleError, check_instrument_frequency, pa
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.records import audit
 from worker.services.records.patients import get_patient
+from worker.store import outbox
 from worker.store.models import Enrollment, Message, Schedule
+from worker.store.outbox import MessageStatus
 
 
 def add_schedule(
@@ -91,15 +93,17 @@ def set_schedule_status(
     if status == "active":
         schedule.planned_until = now
         # Rows the pause cancelled still hold their dedupe keys; reopen the ones still ahead.
-        session.execute(
-            update(Message)
-            .where(
+        outbox.move(
+            session,
+            and_(
                 Message.schedule_id == schedule_id,
-                Message.status == "cancelled",
                 Message.status_reason == "schedule_paused",
                 Message.due_at >= now,
-            )
-            .values(status="scheduled", status_reason=None, updated_at=now)
+            ),
+            MessageStatus.CANCELLED,
+            MessageStatus.SCHEDULED,
+            status_reason=None,
+            updated_at=now,
         )
     else:
         cancel_pending(session, now=now, reason=f"schedule_{status}", schedule_id=schedule_id)
@@ -127,15 +131,20 @@ def cancel_pending(
 
     Rows already queued are caught by the send-time re-check.
     """
-    stmt = update(Message).where(Message.status == "scheduled")
     if schedule_id is not None:
-        stmt = stmt.where(Message.schedule_id == schedule_id)
+        which = Message.schedule_id == schedule_id
     elif appointment_id is not None:
-        stmt = stmt.where(Message.appointment_id == appointment_id)
+        which = Message.appointment_id == appointment_id
     else:
         raise ValueError("cancel_pending needs a schedule or an appointment")
-    result = session.execute(stmt.values(status="cancelled", status_reason=reason, updated_at=now))
-    return int(getattr(result, "rowcount", 0) or 0)
+    return outbox.move(
+        session,
+        which,
+        MessageStatus.SCHEDULED,
+        MessageStatus.CANCELLED,
+        status_reason=reason,
+        updated_at=now,
+    )
 
 
 def list_schedules(session: Session, patient_id: int) -> list[Schedule]:

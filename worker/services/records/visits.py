@@ -22,6 +22,7 @@ from worker.services.records import audit
 from worker.services.records.appointments import get_appointment
 from worker.services.records.schedules import cancel_pending
 from worker.store.models import Appointment, Message, Patient
+from worker.store.outbox import WENT_OUT, MessageStatus
 
 NOSHOW_TEMPLATE = "noshow"
 # How long after the "we missed you" text an "R" still means "rebook that visit".
@@ -128,7 +129,7 @@ def _queue_noshow_text(session: Session, appt: Appointment, now: datetime) -> in
         due_at=now,
         dedupe_key=key,
         context={"appointment_id": appt.id},
-        status="scheduled",
+        status=MessageStatus.SCHEDULED,
         attempts=0,
         created_at=now,
         updated_at=now,
@@ -145,7 +146,7 @@ def missed_visit_texted(session: Session, patient_id: int, now: datetime) -> int
         .where(
             Message.patient_id == patient_id,
             Message.template == NOSHOW_TEMPLATE,
-            Message.status.in_(("sent", "delivered")),
+            Message.status.in_(WENT_OUT),
             Message.sent_at >= now - timedelta(days=NOSHOW_REPLY_DAYS),
         )
         .order_by(Message.sent_at.desc())

@@ -15,6 +15,7 @@ from worker.domain.protocols import ProtocolError
 from worker.services.read import views
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Enrollment, Patient, Schedule
+from worker.store.outbox import MessageStatus
 from worker.web.api.common import (
     DB,
     FIRST_DAY,
@@ -481,7 +482,7 @@ def patients_router() -> APIRouter:
             "channel": body.channel,
             "granted": granted,
             "changed": changed,
-            "suppressed": suppressed,
+            MessageStatus.SUPPRESSED: suppressed,
             "consent": state,
         }
 

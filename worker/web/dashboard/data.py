@@ -30,6 +30,7 @@ from worker.store.models import (
     Response,
     User,
 )
+from worker.store.outbox import FAILURES, NOT_TRIED, PENDING, PROBLEMS
 from worker.web.charts import Marker, Panel, Series, render_chart
 
 # Time to acknowledge, by severity (shown in the queue; urgent matches the re-page interval).
@@ -62,9 +63,6 @@ KIND_LABELS = {
     "physical_therapy": "Physical therapy",
     "consult": "Consult",
 }
-
-DELIVERY_DONE = ("sent", "delivered")
-DELIVERY_BAD = ("failed", "undelivered", "unknown")
 
 
 def human_age(delta: timedelta) -> str:
@@ -354,7 +352,7 @@ def conversation(session: Session, patient_id: int, limit: int) -> list[dict[str
         select(Message)
         .where(
             Message.patient_id == patient_id,
-            Message.status.notin_(("scheduled", "queued", "cancelled")),
+            Message.status.notin_(NOT_TRIED),
         )
         .order_by(Message.due_at.desc(), Message.id.desc())
         .limit(limit)
@@ -379,7 +377,7 @@ def conversation(session: Session, patient_id: int, limit: int) -> list[dict[str
                 "status": m.status,
                 "status_reason": m.status_reason,
                 "error_code": m.error_code,
-                "bad": m.status in DELIVERY_BAD,
+                "bad": m.status in PROBLEMS,
             }
         )
     for i in inn:
@@ -536,18 +534,14 @@ def operations(session: Session, settings: Settings, now: datetime) -> dict[str,
         for s, n in session.execute(select(Message.status, func.count()).group_by(Message.status))
     }
     oldest_due = session.scalar(
-        select(func.min(Message.due_at)).where(
-            Message.status.in_(("scheduled", "queued", "sending")), Message.due_at <= now
-        )
+        select(func.min(Message.due_at)).where(Message.status.in_(PENDING), Message.due_at <= now)
     )
     hour_ago = now - timedelta(hours=1)
     sent_hour = session.scalar(
         select(func.count()).where(Message.sent_at >= hour_ago, Message.sent_at.is_not(None))
     )
     failed_hour = session.scalar(
-        select(func.count()).where(
-            Message.updated_at >= hour_ago, Message.status.in_(("failed", "undelivered"))
-        )
+        select(func.count()).where(Message.updated_at >= hour_ago, Message.status.in_(FAILURES))
     )
     errors = list(
         session.scalars(
@@ -555,7 +549,7 @@ def operations(session: Session, settings: Settings, now: datetime) -> dict[str,
             .where(
                 or_(
                     Message.error_code.is_not(None),
-                    Message.status.in_(("failed", "undelivered", "unknown")),
+                    Message.status.in_(PROBLEMS),
                 )
             )
             .order_by(Message.updated_at.desc(), Message.id.desc())
