@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from worker.config import parse_window
 from worker.domain.contact import ContactError, normalize_email, normalize_phone
+from worker.domain.forms import QUESTIONNAIRE_MODES
 from worker.domain.names import CHANNELS, LANGUAGES
 from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services import audit
@@ -31,6 +32,7 @@ def add_patient(
     send_window: str | None = None,
     language: str = "en",
     actor: str = "cli",
+    questionnaire_mode: str = "link",
 ) -> Patient:
     """Validate and add a patient; raises InvalidInput and writes nothing on bad input."""
     name = check_text(name, "name", NAME_MAX).strip()
@@ -56,6 +58,7 @@ def add_patient(
             parse_window(send_window)
         except ValueError as exc:
             raise InvalidInput(f"send window: {exc}") from None
+    check_questionnaire_mode(questionnaire_mode)
     consents = consent or []
     for c in consents:
         if c not in CHANNELS:
@@ -72,6 +75,7 @@ def add_patient(
         channel=channel,
         language=language,
         send_window=send_window,
+        questionnaire_mode=questionnaire_mode,
         created_at=now,
     )
     session.add(patient)
@@ -91,6 +95,13 @@ def add_patient(
         detail={"consent": list(dict.fromkeys(consents)), "channel": channel},
     )
     return patient
+
+
+def check_questionnaire_mode(mode: str) -> None:
+    if mode not in QUESTIONNAIRE_MODES:
+        raise InvalidInput(
+            f"questionnaire mode must be one of {', '.join(QUESTIONNAIRE_MODES)}, got {mode!r}"
+        )
 
 
 def get_patient(session: Session, patient_id: int) -> Patient:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -24,16 +24,15 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from worker.config import parse_window
-from worker.domain.instruments import answer_key, answer_options, get_instrument
+from worker.domain.instruments import answer_key, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.rendering import format_when
-from worker.services import links
+from worker.services.form_links import LINK_TEMPLATE, goes_by_link, issue_link
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Consent, Message, Patient, Schedule
 
 # Core statements on the tables: the ORM's unit of work is not needed on this hot path.
 MESSAGES = cast(Table, Message.__table__)
-ANSWER_LINK_VALIDITY = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,9 @@ class Prepared:
     patient_id: int | None = None
     kind: str = "checkin"
     created_at: datetime | None = None
+    # The template the body was rendered from: a questionnaire's opening SMS becomes the
+    # one-segment form link (services/form_links.py).
+    template: str = ""
 
 
 @dataclass
@@ -115,7 +117,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             _settle(session, row.id, verdict, now)
             out.settled[row.id] = verdict.outcome
             continue
-        prepared = _render(rt, row, facts, now)
+        prepared = _render(rt, session, row, facts, now)
         out.prepared.append(prepared)
         bodies.append(
             {
@@ -123,6 +125,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 "m_to": prepared.to,
                 "m_body": prepared.body,
                 "m_subject": prepared.subject,
+                "m_template": prepared.template,
             }
         )
     if bodies:
@@ -133,6 +136,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 to_address=bindparam("m_to"),
                 body=bindparam("m_body"),
                 subject=bindparam("m_subject"),
+                template=bindparam("m_template"),
             ),
             bodies,
         )
@@ -150,7 +154,15 @@ def _load_facts(session: Session, rows: Iterable[Row[Any]]) -> _Facts:
     patients = _by_id(
         session,
         pids,
-        select(p.c.id, p.c.archived_at, p.c.tz, p.c.send_window, p.c.phone, p.c.email),
+        select(
+            p.c.id,
+            p.c.archived_at,
+            p.c.tz,
+            p.c.send_window,
+            p.c.phone,
+            p.c.email,
+            p.c.questionnaire_mode,
+        ),
     )
     appointments = _by_id(
         session,
@@ -238,16 +250,38 @@ def _address(m: Row[Any], patient: Row[Any] | None) -> str | None:
     return str(address) if address else None
 
 
-def _render(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
+def _render(rt: Runtime, session: Session, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
     patient = facts.patients.get(m.patient_id) if m.patient_id is not None else None
     to = _address(m, patient)
     assert to is not None
     context = _context(rt, m, patient, facts, now)
+    template = str(m.template)
+    if (
+        m.kind == "checkin"
+        and patient is not None
+        and goes_by_link(
+            channel=m.channel,
+            template=template,
+            instrument=m.instrument,
+            item_index=int(context.get("item_index", 0)),
+            mode=patient.questionnaire_mode,
+        )
+    ):
+        context["form_url"] = issue_link(
+            session,
+            rt.settings,
+            message_id=m.id,
+            patient_id=patient.id,
+            instrument=m.instrument,
+            now=now,
+        )
+        if m.channel == "sms":
+            template = LINK_TEMPLATE
     subject = html = None
     if m.channel == "sms":
-        body = rt.renderer.sms(m.template, m.language, context)
+        body = rt.renderer.sms(template, m.language, context)
     else:
-        rendered = rt.renderer.email(m.template, m.language, context)
+        rendered = rt.renderer.email(template, m.language, context)
         subject, body, html = rendered.subject, rendered.text, rendered.html
     domain = (rt.settings.email_from or "checkin.invalid").rsplit("@", 1)[-1]
     return Prepared(
@@ -264,6 +298,7 @@ def _render(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
         patient_id=m.patient_id,
         kind=m.kind,
         created_at=m.created_at,
+        template=template,
     )
 
 
@@ -290,30 +325,13 @@ def _context(
                 stem=instrument.stem,
                 first=index == 0,
             )
-            # By SMS a questionnaire is a conversation, one item per message; an email carries
-            # every item, each with its own one-click answers.
+            # By SMS (questionnaire_mode=sms) a questionnaire is a conversation, one item per
+            # message; otherwise it goes as one link to the form (see _render).
             items = [item] if m.channel == "sms" else list(instrument.items)
         else:
             items = list(instrument.items)
         ctx["items"] = [
-            {
-                "key": it.key,
-                "text": it.text,
-                "minimum": it.minimum,
-                "maximum": it.maximum,
-                "links": [
-                    {
-                        "value": v,
-                        "label": label,
-                        "url": links.answer_url(
-                            s, rt.link_key, m.id, it.key, v, now, ANSWER_LINK_VALIDITY
-                        ),
-                    }
-                    for v, label in answer_options(instrument, it)
-                ]
-                if m.channel == "email"
-                else [],
-            }
+            {"key": it.key, "text": it.text, "minimum": it.minimum, "maximum": it.maximum}
             for it in items
         ]
     if m.appointment_id is not None and patient is not None:
