@@ -10,7 +10,7 @@ delivered, stays harmless: both lead to the same check-in, which takes one submi
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -42,29 +42,32 @@ def goes_by_link(
     )
 
 
-def issue_link(
-    session: Session,
+def new_link(
     settings: Settings,
     *,
     message_id: int,
     patient_id: int,
     instrument: str,
     now: datetime,
-) -> str:
-    """Store a new link for this message (its hash only) and return its URL."""
+) -> tuple[str, dict[str, Any]]:
+    """A new link for this message: its URL, and the row to store (its hash only). The caller
+    inserts the rows of a whole chunk with one statement (`store_links`)."""
     token = new_token()
-    session.execute(
-        insert(FormLink).values(
-            token_hash=token_hash(token),
-            message_id=message_id,
-            patient_id=patient_id,
-            instrument=instrument,
-            created_at=now,
-            expires_at=now + timedelta(hours=settings.form_ttl_hours),
-            dob_failures=0,
-        )
-    )
-    return f"{settings.public_url.rstrip('/')}/q/{token}"
+    row = {
+        "token_hash": token_hash(token),
+        "message_id": message_id,
+        "patient_id": patient_id,
+        "instrument": instrument,
+        "created_at": now,
+        "expires_at": now + timedelta(hours=settings.form_ttl_hours),
+        "dob_failures": 0,
+    }
+    return f"{settings.public_url.rstrip('/')}/q/{token}", row
+
+
+def store_links(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(FormLink), rows)
 
 
 def is_form_checkin(session: Session, checkin_id: int) -> bool:

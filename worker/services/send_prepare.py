@@ -27,7 +27,7 @@ from worker.config import parse_window
 from worker.domain.instruments import answer_key, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.rendering import format_when
-from worker.services.form_links import LINK_TEMPLATE, goes_by_link, issue_link
+from worker.services.form_links import LINK_TEMPLATE, goes_by_link, new_link, store_links
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Consent, Message, Patient, Schedule
 
@@ -111,13 +111,14 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     rows = {r.id: r for r in session.execute(select(MESSAGES).where(MESSAGES.c.id.in_(claimed)))}
     facts = _load_facts(session, rows.values())
     bodies: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
     for row in (rows[mid] for mid in ids if mid in rows):
         verdict = _check(rt, row, facts, now)
         if verdict is not None:
             _settle(session, row.id, verdict, now)
             out.settled[row.id] = verdict.outcome
             continue
-        prepared = _render(rt, session, row, facts, now)
+        prepared = _render(rt, row, facts, now, links)
         out.prepared.append(prepared)
         bodies.append(
             {
@@ -128,6 +129,8 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 "m_template": prepared.template,
             }
         )
+    # Before the bodies that carry them: a link exists before its message can be sent.
+    store_links(session, links)
     if bodies:
         session.execute(
             update(MESSAGES)
@@ -250,7 +253,9 @@ def _address(m: Row[Any], patient: Row[Any] | None) -> str | None:
     return str(address) if address else None
 
 
-def _render(rt: Runtime, session: Session, m: Row[Any], facts: _Facts, now: datetime) -> Prepared:
+def _render(
+    rt: Runtime, m: Row[Any], facts: _Facts, now: datetime, links: list[dict[str, Any]]
+) -> Prepared:
     patient = facts.patients.get(m.patient_id) if m.patient_id is not None else None
     to = _address(m, patient)
     assert to is not None
@@ -267,14 +272,10 @@ def _render(rt: Runtime, session: Session, m: Row[Any], facts: _Facts, now: date
             mode=patient.questionnaire_mode,
         )
     ):
-        context["form_url"] = issue_link(
-            session,
-            rt.settings,
-            message_id=m.id,
-            patient_id=patient.id,
-            instrument=m.instrument,
-            now=now,
+        context["form_url"], link = new_link(
+            rt.settings, message_id=m.id, patient_id=patient.id, instrument=m.instrument, now=now
         )
+        links.append(link)
         if m.channel == "sms":
             template = LINK_TEMPLATE
     subject = html = None
