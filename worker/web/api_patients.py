@@ -42,6 +42,7 @@ from worker.web.api_records import FollowUpOut, ResponseOut, visible_followups
 Channel = Literal["sms", "email"]
 Kind = Literal["infusion", "therapy", "physical_therapy", "consult"]
 Instrument = Literal["mood", "pain", "mood_pain", "sleep", "phq2", "phq9", "gad2", "gad7", "peg"]
+QuestionnaireMode = Literal["link", "sms"]
 
 _LOCAL = re.compile(r"^(\d{4})-\d{2}-\d{2}T\d{2}:\d{2}$")
 
@@ -115,6 +116,14 @@ class PatientIn(Input):
         Clean,
     ] = None
     language: Literal["en", "es"] = "en"
+    questionnaire_mode: QuestionnaireMode = "link"
+
+
+class PatientPatch(BaseModel):
+    """The settings that can be changed here (for now, how questionnaires go by SMS)."""
+
+    model_config = ConfigDict(extra="forbid")
+    questionnaire_mode: QuestionnaireMode
 
 
 class ExternalIdOut(BaseModel):
@@ -131,6 +140,10 @@ class PatientOut(BaseModel):
     channel: str
     language: str
     send_window: str | None
+    questionnaire_mode: QuestionnaireMode = Field(
+        description="link: questionnaires go as one text with a private form link; "
+        "sms: one item per text (for phones without data)"
+    )
     created_at: IsoTime
     external_ids: list[ExternalIdOut] = Field(
         default_factory=list, description="The source systems' identifiers (MRNs)."
@@ -383,6 +396,27 @@ def patients_router() -> APIRouter:
             send_window=body.send_window,
             language=body.language,
             actor=caller.name,
+            questionnaire_mode=body.questionnaire_mode,
+        )
+        return patient_out(patient)
+
+    @router.patch(
+        "/patients/{patient_id}",
+        tags=["patients"],
+        response_model=PatientOut,
+        responses=NOT_FOUND,
+        summary="Change a patient's questionnaire mode (as `checkin patients update`)",
+    )
+    def patch_patient(
+        patient_id: Id, body: PatientPatch, session: DB, caller: Caller
+    ) -> dict[str, Any]:
+        """`questionnaire_mode`: `link` (the default) sends a questionnaire as one text with a
+        private link to the form; `sms` keeps one item per text. Applies to every message not
+        yet sent; recorded in the audit trail."""
+        from worker.services.questionnaire_mode import set_questionnaire_mode
+
+        patient, _ = set_questionnaire_mode(
+            session, patient_id, body.questionnaire_mode, now=_now(), actor=caller.name
         )
         return patient_out(patient)
 
