@@ -601,7 +601,7 @@ def preview_cmd(
     emit(
         rows,
         as_json,
-        lambda d: table(d, ["local_time", "kind", "channel", "template", "instrument"]),
+        lambda d: table(d, ["local_time", "kind", "channel", "template", "instrument", "segments"]),
     )
 
 

@@ -275,6 +275,11 @@ class PreviewOut(BaseModel):
     template: str
     instrument: str | None
     appointment_id: int | None
+    segments: int | None = Field(
+        default=None,
+        description="SMS segments it will cost (a questionnaire sent one item per text: all "
+        "of them); null for email",
+    )
 
 
 class PatientDetail(PatientOut):
