@@ -6,7 +6,7 @@ answered 201 to the first and the last crisis reply, and to the first and the la
 
 Run at the default pacing (1 segment/s per sender) and at 20/s. Pages go from their own sender
 (CHECKIN_ONCALL_FROM), so they do not share the patient sender's budget; crisis replies take the
-patient sender's slots ahead of the HELP replies (services/send_priority.py).
+patient sender's slots ahead of the HELP replies (services/outbound/priority.py).
 """
 
 from __future__ import annotations

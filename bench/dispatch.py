@@ -43,7 +43,7 @@ from bench.system import (
     summarize,
     utcnow,
 )
-from worker.services.dispatch import claim_due
+from worker.services.outbound.dispatch import claim_due
 
 NAIVE_PROCESSES = os.cpu_count() or 2
 #: The I/O-bound pools of the simplest design: threads or greenlets per worker process.

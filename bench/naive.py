@@ -3,7 +3,7 @@ database connection and session and its own Twilio client, on Celery's defaults 
 process per core).
 
 It sends the same rows through the same emulator as the real system, with the same send logic
-(`worker.services.send.send_one`: claim, consent and quiet-hours checks, rendering, the Twilio
+(`worker.services.outbound.send.send_one`: claim, consent and quiet-hours checks, rendering, the Twilio
 call, the result), so the comparison is about the shape of the work only: no chunks, no threads
 in flight per process, no pooled connections, a fresh HTTPS-style client per message. The Jinja
 renderer is built once per process (a naive design would compile templates per message too; that
@@ -26,8 +26,8 @@ from worker.channels.console import ConsoleEmail
 from worker.channels.twilio_sms import TwilioSms
 from worker.config import Settings
 from worker.rendering import Renderer
+from worker.services.outbound.send import send_one
 from worker.services.runtime import Runtime
-from worker.services.send import send_one
 from worker.store.db import make_engine, make_session_factory
 
 QUEUE = "naive"

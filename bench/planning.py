@@ -1,4 +1,4 @@
-"""Planning: the real `worker.services.plan.plan(rt, now)` materialising the next 24 h of a
+"""Planning: the real `worker.services.outbound.plan.plan(rt, now)` materialising the next 24 h of a
 100,000-patient clinic, on SQLite and on PostgreSQL. Reported as occurrences (message rows
 inserted) per second.
 
@@ -27,8 +27,8 @@ from bench.seed import seed_clinic
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.config import Settings
-from worker.services.plan import plan
-from worker.services.planning import clear_memos
+from worker.domain.planning import clear_memos
+from worker.services.outbound.plan import plan
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope
 from worker.store.models import Appointment, Message, Schedule

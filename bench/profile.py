@@ -33,10 +33,10 @@ from bench.planning import _runtime as plan_runtime
 from bench.seed import release, seed_clinic, seed_patients
 from bench.system import seed_due, start_system, utcnow
 from worker.config import Settings
-from worker.services.dispatch import claim_due
-from worker.services.plan import plan
+from worker.services.outbound.dispatch import claim_due
+from worker.services.outbound.plan import plan
+from worker.services.outbound.send import send_many
 from worker.services.runtime import Runtime, build_runtime
-from worker.services.send import send_many
 
 #: The bulk tasks' chunk (CHECKIN_SEND_CHUNK_SIZE's default).
 CHUNK = Settings.model_fields["send_chunk_size"].default

@@ -4,7 +4,7 @@ The per-patient services (`add_patient`, `add_schedule`) validate and audit one 
 time, which is right for a clinic and far too slow for 100,000 rows. Here the same rows are
 written in bulk (explicit ids, sequences moved on afterwards on PostgreSQL); every value is one
 the services would have written (E.164 phones, normalised RRULEs, consent granted). What is
-measured afterwards is always the real code: `worker.services.plan.plan`, the real workers.
+measured afterwards is always the real code: `worker.services.outbound.plan.plan`, the real workers.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from bench.stats import percentile, sustained_rate
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.config import Settings
-from worker.services.plan import plan
+from worker.services.outbound.plan import plan
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.models import Message
 

@@ -52,7 +52,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         # Redis: unacknowledged tasks (a killed worker's) come back after this. Nothing is ever
         # scheduled far ahead (DESIGN.md), so it can be short; the database also re-sends rows
-        # stuck in `queued` on its own (see services/dispatch.stale_queued). RabbitMQ needs no
+        # stuck in `queued` on its own (see services/outbound/dispatch.stale_queued). RabbitMQ needs no
         # such timer: it redelivers when the worker's connection drops.
         "visibility_timeout": settings.broker_visibility_timeout,
     }

@@ -1,4 +1,4 @@
-"""The Celery application, built by a factory from Settings (no import-time side effects).
+"""The Celery application: `worker.celery_app:app`, configured from Settings on first use.
 
 Queues: `crisis` (replies the webhook recognised as crisis language), `urgent` (other replies,
 pages, STOP/HELP answers, acknowledgements, dispatch) and `bulk` (check-ins and reminders,
@@ -20,18 +20,26 @@ from worker import broker as brokers
 from worker.broker import QUEUES
 from worker.config import Settings
 
-__all__ = ["QUEUES", "RECOVER_SECONDS", "create_celery", "send_task_options"]
+__all__ = [
+    "QUEUES",
+    "RECOVER_SECONDS",
+    "app",
+    "app_settings",
+    "celery_config",
+    "create_celery",
+    "send_task_options",
+    "use_settings",
+]
 
 #: How often beat runs the crash recovery pass (at most every tick).
 RECOVER_SECONDS = 3.0
 
 
-def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    if broker_url:
-        settings = settings.model_copy(update={"broker_url": broker_url})
-    app = Celery("checkin", broker=brokers.kombu_url(settings), set_as_current=False)
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for these settings (broker, queues, routes, beat schedule)."""
     tick = float(settings.tick_seconds)
-    app.conf.update(
+    return dict(
+        broker_url=brokers.kombu_url(settings),
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
@@ -66,7 +74,7 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
                 "schedule": tick,
                 "options": {"expires": tick * 2},
             },
-            # Recovery after a crash (services/dispatch.recover) every few seconds, not once a
+            # Recovery after a crash (services/outbound/dispatch.recover) every few seconds, not once a
             # tick: a crisis reply caught mid-send by a dying worker goes within seconds.
             "recover": {
                 "task": "checkin.recover",
@@ -82,10 +90,46 @@ def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
-    from worker.tasks import register
 
-    register(app, settings)
-    return app
+
+def create_celery(settings: Settings, broker_url: str | None = None) -> Celery:
+    """A separate app for these settings, for a process that only sends tasks by name (the web
+    app's inbound hand-off, tests); the worker and beat run the module-level `app`."""
+    if broker_url:
+        settings = settings.model_copy(update={"broker_url": broker_url})
+    client = Celery("checkin", set_as_current=False)
+    client.conf.update(celery_config(settings))
+    return client
+
+
+# ---------------------------------------------------------------- the app Celery's tools load
+
+_settings: Settings | None = None
+
+
+def app_settings() -> Settings:
+    """The settings the module-level app and its tasks use: those an entry point handed over
+    (`use_settings`), else the environment's, read on first use rather than at import."""
+    global _settings
+    if _settings is None:
+        from worker.config import load_settings
+
+        _settings = load_settings()
+    return _settings
+
+
+def use_settings(settings: Settings) -> None:
+    """Run the module-level app with these settings (`checkin worker` and `checkin beat`); call
+    before the app's configuration is first read."""
+    global _settings
+    _settings = settings
+
+
+#: `celery -A worker.celery_app worker|beat|inspect|report|events|purge` and Flower load this.
+#: Nothing is read at import: the configuration is computed from the settings on first use, and
+#: the tasks (worker/tasks.py) are imported by the worker when it starts (`include`).
+app = Celery("checkin", set_as_current=False, include=["worker.tasks"])
+app.add_defaults(lambda: celery_config(app_settings()))
 
 
 def send_task_options(settings: Settings, queue: str) -> dict[str, Any]:

@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     dispatch_max_per_cycle: int = Field(default=5000, ge=1, le=1_000_000)
     send_chunk_size: int = Field(default=20, ge=1, le=1000)
     # Provider calls in flight per worker process. A bulk task claims its chunk only when there
-    # is a free call for every message in it (services/send.py), so this should be at least the
+    # is a free call for every message in it (services/outbound/send.py), so this should be at least the
     # worker's concurrency (-c) times send_chunk_size: 4 x 20 by default.
     send_concurrency: int = Field(default=80, ge=1, le=1024)
     checkin_max_late_minutes: int = Field(default=240, ge=1)
@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     send_task_expires_seconds: int = Field(default=900, ge=10)
     log_json: bool = False
 
-    # Pacing (worker/services/pacing.py): SMS segments per second per sender, shared by every
+    # Pacing (worker/services/outbound/pacing.py): SMS segments per second per sender, shared by every
     # worker through Redis. 1/s is a US long code; toll-free is about 3, a short code 100.
     # 0 turns pacing off. CHECKIN_SMS_RATE_PER_SENDER is a JSON object overriding the rate for
     # one sender (the From number or the Messaging Service SID), e.g. {"+18005550100": 3}.
@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     # The part of each sender's rate that bulk traffic may never take: kept for urgent messages.
     urgent_share: float = Field(default=0.2, ge=0, le=0.9)
     # Added to every one-second window: covers the network's one-way time to the provider, the
-    # part of a request's journey the limiter cannot observe (see services/pacing.py).
+    # part of a request's journey the limiter cannot observe (see services/outbound/pacing.py).
     sms_pace_margin_seconds: float = Field(default=0.05, ge=0, le=5)
     # A send waits at most this long for its turn (the row is `sending` meanwhile); past it the
     # row goes back to `scheduled` and the next dispatch picks it up again.

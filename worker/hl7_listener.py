@@ -20,7 +20,7 @@ from hl7.mllp import InvalidBlockError, start_hl7_server
 
 from worker.config import Settings
 from worker.domain.hl7_mapping import load_mapping
-from worker.services.hl7_inbox import FeedContext, handle
+from worker.services.records.hl7_inbox import FeedContext, handle
 from worker.services.runtime import Runtime
 
 log = logging.getLogger(__name__)

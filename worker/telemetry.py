@@ -35,7 +35,7 @@ from prometheus_client import (
 )
 
 if TYPE_CHECKING:
-    from worker.services.send_record import Attempt
+    from worker.services.outbound.record import Attempt
 
 log = logging.getLogger(__name__)
 

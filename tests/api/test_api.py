@@ -42,7 +42,7 @@ def audit_actors(clinic: Clinic, action: str) -> list[str]:
 
 
 def personal_token(clinic: Clinic, name: str, role: str) -> tuple[int, str]:
-    from worker.services.accounts import create_user, issue_api_token
+    from worker.services.records.accounts import create_user, issue_api_token
 
     now = datetime.now(UTC)
     with session_scope(clinic.rt.sessions) as session:
@@ -83,7 +83,7 @@ def test_without_a_valid_token_no_operation_shows_patient_data(clinic: Clinic) -
     operations = every_operation(clinic, ids)
     assert len(operations) >= 25 and not any("{" in path for _, path in operations)
     user_id, revoked = personal_token(clinic, "Dr. Old", "clinician")
-    from worker.services.accounts import disable_user
+    from worker.services.records.accounts import disable_user
 
     with session_scope(clinic.rt.sessions) as session:
         disable_user(session, user_id, now=datetime.now(UTC))

@@ -54,11 +54,11 @@ from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.embedded import free_port, redis_binary
 from worker.emulator import TwilioEmulator
-from worker.services.crisis import REPAGE_EVERY
-from worker.services.patients import add_patient
-from worker.services.plan import plan
+from worker.services.clinical.crisis import REPAGE_EVERY
+from worker.services.outbound.plan import plan
+from worker.services.records.patients import add_patient
+from worker.services.records.schedules import add_schedule
 from worker.services.runtime import Runtime, build_runtime
-from worker.services.schedules import add_schedule
 from worker.store.db import session_scope
 from worker.store.models import InboundMessage, Message, Response
 

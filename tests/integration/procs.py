@@ -21,10 +21,10 @@ from sqlalchemy import func, select
 
 from tests.conftest import make_settings
 from worker.channels import Channels
-from worker.services.patients import add_patient
-from worker.services.plan import plan
+from worker.services.outbound.plan import plan
+from worker.services.records.patients import add_patient
+from worker.services.records.schedules import add_schedule
 from worker.services.runtime import build_runtime
-from worker.services.schedules import add_schedule
 from worker.store.db import session_scope
 from worker.store.models import Message
 

@@ -13,16 +13,16 @@ from sqlalchemy import select
 
 from tests.integration.clinic import ONCALL_EMAIL, ONCALL_PHONE, Clinic, open_clinic
 from worker.emulator import TwilioEmulator
-from worker.services.accounts import create_user
-from worker.services.crisis import escalate
-from worker.services.followups import acknowledge
-from worker.services.immediate import send_now
-from worker.services.inbound import process_inbound, receive_sms
-from worker.services.ladder import next_step
-from worker.services.ops import open_urgent
-from worker.services.tick import tick
+from worker.services.clinical.crisis import escalate
+from worker.services.clinical.followups import acknowledge
+from worker.services.clinical.ladder import next_step
+from worker.services.inbound.receive import process_inbound, receive_sms
+from worker.services.outbound.send_now import send_now
+from worker.services.read.ops import open_urgent
+from worker.services.records.accounts import create_user
 from worker.store.db import session_scope
 from worker.store.models import FollowUp, Message
+from worker.tick import tick
 
 PHONE = "+12125553001"
 BACKUP_PHONE = "+12125559922"

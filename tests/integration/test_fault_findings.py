@@ -127,7 +127,7 @@ def test_a_reply_waiting_for_a_send_is_read_as_it_stands_after_ten_minutes(
     clinic.text(PHONE, "8")
     assert inbound_outcomes(clinic) == [(None, False)]
     # Nobody reconciles (no dispatch runs): the reply is not held forever.
-    from worker.services.inbound import process_inbound
+    from worker.services.inbound.receive import process_inbound
 
     [inbound] = clinic.inbound()
     result = process_inbound(clinic.rt, inbound.id, inbound.received_at + timedelta(minutes=11))

@@ -16,11 +16,11 @@ from sqlalchemy import select
 from tests.conftest import make_settings
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
-from worker.services.appointments import add_appointment
-from worker.services.expiry import expire_checkins
-from worker.services.immediate import queue_now, send_now
-from worker.services.inbound import Outcome, process_inbound, receive_sms
-from worker.services.patients import add_patient
+from worker.services.clinical.expiry import expire_checkins
+from worker.services.inbound.receive import Outcome, process_inbound, receive_sms
+from worker.services.outbound.send_now import queue_now, send_now
+from worker.services.records.appointments import add_appointment
+from worker.services.records.patients import add_patient
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import Appointment, CheckIn, FollowUp, Message, Response

@@ -15,10 +15,10 @@ from tests.integration.clinic import CLINIC_NUMBER, Clinic, open_clinic
 from tests.integration.procs import seed_due
 from worker.channels import ProviderMessage
 from worker.emulator import TwilioEmulator
-from worker.services.dispatch import claim_due
-from worker.services.reconcile import _ours, reconcile
-from worker.services.send import send_one
-from worker.services.send_prepare import claim_and_prepare
+from worker.services.outbound.claim import claim_and_prepare
+from worker.services.outbound.dispatch import claim_due
+from worker.services.outbound.reconcile import _ours, reconcile
+from worker.services.outbound.send import send_one
 from worker.store.db import session_scope
 from worker.store.models import Message, Patient
 
@@ -74,7 +74,7 @@ def test_a_list_that_ignores_its_filter_does_not_make_one_patients_message_anoth
     assert clinic.emulator.count_by_to() == {a: 1}
 
     later = now + timedelta(minutes=3)  # B is stale, A has settled
-    with caplog.at_level(logging.INFO, logger="worker.services.reconcile"):
+    with caplog.at_level(logging.INFO, logger="worker.services.outbound.reconcile"):
         result = reconcile(clinic.rt, later)
     assert result.resolved == [rows[a].id]
     assert result.to_send == [(rows[b].id, False)]

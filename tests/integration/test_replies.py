@@ -148,8 +148,8 @@ def test_stop_sends_one_confirmation_and_nothing_else_ever_after(clinic: Clinic)
 
 def test_stop_also_stops_a_message_already_queued(clinic: Clinic) -> None:
     """A message claimed by the dispatcher before the STOP arrived is suppressed at send time."""
-    from worker.services.dispatch import claim_due
-    from worker.services.send import send_one
+    from worker.services.outbound.dispatch import claim_due
+    from worker.services.outbound.send import send_one
 
     pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
     tz = ZoneInfo("America/New_York")
@@ -505,7 +505,7 @@ def test_appointment_replies_in_the_patients_own_words(
     clinic: Clinic, language: str, text: str, verdict: str
 ) -> None:
     from worker.rendering import format_when
-    from worker.services.accounts import FRONTDESK_REASONS
+    from worker.services.records.accounts import FRONTDESK_REASONS
 
     pid = clinic.patient(PHONE, "--language", language)
     aid, starts = _reminded(clinic, pid)

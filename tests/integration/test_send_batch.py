@@ -1,4 +1,4 @@
-"""The batched send path (services/send.py): a chunk is claimed, re-checked and rendered in one
+"""The batched send path (services/outbound/send.py): a chunk is claimed, re-checked and rendered in one
 transaction and its outcomes recorded in another, yet every row keeps its own verdict, the real
 SDK talks to the emulator, and a repeated task sends nothing twice."""
 
@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 
 from tests.integration.clinic import Clinic, open_clinic
 from worker.emulator import TwilioEmulator
-from worker.services.dispatch import claim_due
-from worker.services.reconcile import _move
-from worker.services.send import STRAGGLER_SECONDS, SendPool, send_chunk, send_many
+from worker.services.outbound.dispatch import claim_due
+from worker.services.outbound.reconcile import _move
+from worker.services.outbound.send import STRAGGLER_SECONDS, SendPool, send_chunk, send_many
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, Consent, Message, Patient
 

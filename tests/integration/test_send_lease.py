@@ -1,4 +1,4 @@
-"""Send leases (services/lease.py) on real Redis and a real database: a row whose worker's lease
+"""Send leases (services/outbound/lease.py) on real Redis and a real database: a row whose worker's lease
 has lapsed is settled at once, a row under a live lease (or an unknown one) is left to the stale
 rule, a worker that cannot vouch for its lease disowns its row before calling the provider, and
 urgent rows left `queued` go back to the broker within seconds."""
@@ -15,12 +15,12 @@ from sqlalchemy import select, update
 
 from tests.integration.clinic import Clinic, open_clinic
 from worker.emulator import TwilioEmulator
-from worker.services import lease as leases
-from worker.services.dispatch import stale_queued
-from worker.services.lease import Lease, lapsed
-from worker.services.reconcile import reconcile
-from worker.services.send import _lease_covers
-from worker.services.send_prepare import Prepared
+from worker.services.outbound import lease as leases
+from worker.services.outbound.claim import Prepared
+from worker.services.outbound.dispatch import stale_queued
+from worker.services.outbound.lease import Lease, lapsed
+from worker.services.outbound.reconcile import reconcile
+from worker.services.outbound.send import _lease_covers
 from worker.store.db import session_scope
 from worker.store.models import Message
 

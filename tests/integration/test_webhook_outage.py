@@ -18,7 +18,7 @@ from tests.integration.clinic import open_clinic
 from tests.integration.procs import Procs, base_env, wait_for
 from tests.integration.test_replies import PHONE, send_checkin
 from worker.emulator import TwilioEmulator
-from worker.services.patients import has_consent
+from worker.services.records.patients import has_consent
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope
 from worker.store.models import Message

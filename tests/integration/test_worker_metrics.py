@@ -25,8 +25,8 @@ from tests.integration.procs import (
     wait_for,
 )
 from worker.emulator import TwilioEmulator
-from worker.services.dispatch import claim_due
-from worker.services.send_prepare import claim_and_prepare
+from worker.services.outbound.claim import claim_and_prepare
+from worker.services.outbound.dispatch import claim_due
 from worker.store.db import session_scope
 from worker.store.models import Message
 

@@ -12,7 +12,7 @@ import hl7
 from hl7.mllp import open_hl7_connection
 
 from worker.hl7_listener import serve
-from worker.services.hl7_inbox import FeedContext
+from worker.services.records.hl7_inbox import FeedContext
 
 
 def siu(

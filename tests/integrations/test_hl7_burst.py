@@ -9,7 +9,7 @@ from bench.hl7_burst import count, plan, send_all
 from tests.conftest import make_settings
 from tests.integrations.siu import listener
 from worker.domain.hl7_mapping import load_mapping
-from worker.services.hl7_inbox import FeedContext
+from worker.services.records.hl7_inbox import FeedContext
 from worker.services.runtime import build_runtime
 
 

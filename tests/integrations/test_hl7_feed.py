@@ -11,7 +11,7 @@ from tests.cli import Checkin
 from tests.conftest import make_settings
 from tests.integrations.siu import Client, ack_code, err_text, listener, siu
 from worker.domain.hl7_mapping import load_mapping
-from worker.services.hl7_inbox import FeedContext
+from worker.services.records.hl7_inbox import FeedContext
 from worker.services.runtime import build_runtime
 from worker.store.models import Appointment, Consent, ExternalId, FollowUp, Hl7Message, Patient
 

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from sqlalchemy.orm import Session
 
-from worker.services.followups import acknowledge, raise_followup
+from worker.services.clinical.followups import acknowledge, raise_followup
 from worker.store.models import Message
 
 

@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from worker.services.pacing import Pacer
+from worker.services.outbound.pacing import Pacer
 
 #: The margin the workers run with: it covers the (here nil) network time to the "provider".
 MARGIN = 0.005

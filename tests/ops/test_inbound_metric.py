@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from tests.ops.helpers import serve
 from tests.ops.test_metrics import runtime, scrape, value
-from worker.services.inbound import process_inbound, receive_sms
+from worker.services.inbound.receive import process_inbound, receive_sms
 from worker.web.app import create_app
 
 NAME = "checkin_oldest_unprocessed_inbound_seconds"

@@ -73,7 +73,7 @@ def test_phones_and_emails_are_masked_in_messages_and_arguments_at_every_level(
 
 def test_ids_times_and_amounts_are_left_alone(capture: Any) -> None:
     stream = capture()
-    logging.getLogger("worker.services.send").info(
+    logging.getLogger("worker.services.outbound.send").info(
         "message %d sent via %s at %s (retry at 2026-03-08T09:00:00+00:00, 1500 of 2000)",
         123456789,
         "sms",

@@ -20,8 +20,8 @@ from tests.conftest import make_settings
 from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_for
 from tests.ops.pacing_load import hammer
 from worker.emulator import TwilioEmulator
-from worker.services.immediate import queue_now, send_now
-from worker.services.pacing import Limits, Pacer, sender_for
+from worker.services.outbound.pacing import Limits, Pacer, sender_for
+from worker.services.outbound.send_now import queue_now, send_now
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import Message

@@ -19,11 +19,11 @@ import redis
 from tests.conftest import make_settings
 from worker.config import ConfigError, load_settings
 from worker.emulator import TwilioEmulator
-from worker.services import send_priority
-from worker.services.immediate import queue_now, send_now
-from worker.services.pacing import BULK, CRISIS, KEY_PREFIX, PAGE, URGENT, Pacer
+from worker.services.outbound import priority as send_priority
+from worker.services.outbound.claim import Prepared
+from worker.services.outbound.pacing import BULK, CRISIS, KEY_PREFIX, PAGE, URGENT, Pacer
+from worker.services.outbound.send_now import queue_now, send_now
 from worker.services.runtime import Runtime, build_runtime
-from worker.services.send_prepare import Prepared
 from worker.store.db import session_scope
 
 

@@ -30,7 +30,7 @@ from tests.ops.helpers import free_port
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.emulator import TwilioEmulator
-from worker.services.immediate import queue_now
+from worker.services.outbound.send_now import queue_now
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope
 from worker.store.models import Message

@@ -19,9 +19,9 @@ from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.domain.forms import DOB_ATTEMPTS, TOKEN_LENGTH, token_hash
 from worker.domain.sms_text import encoding, segments
-from worker.services.forms import FormPage, open_form, submit_form
-from worker.services.immediate import queue_now, send_now
-from worker.services.patients import add_patient
+from worker.services.inbound.forms import FormPage, open_form, submit_form
+from worker.services.outbound.send_now import queue_now, send_now
+from worker.services.records.patients import add_patient
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, FollowUp, FormLink, Message, Patient, Response

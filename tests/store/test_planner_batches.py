@@ -15,10 +15,7 @@ from sqlalchemy import select, update
 from tests.conftest import make_settings
 from worker.channels import Channels
 from worker.config import parse_window
-from worker.services.appointments import add_appointment
-from worker.services.patients import add_patient
-from worker.services.plan import plan
-from worker.services.planning import (
+from worker.domain.planning import (
     AppointmentView,
     MessageSpec,
     PatientView,
@@ -26,8 +23,11 @@ from worker.services.planning import (
     checkin_specs,
     reminder_specs,
 )
+from worker.services.outbound.plan import plan
+from worker.services.records.appointments import add_appointment
+from worker.services.records.patients import add_patient
+from worker.services.records.schedules import add_schedule, set_schedule_status
 from worker.services.runtime import Runtime, build_runtime
-from worker.services.schedules import add_schedule, set_schedule_status
 from worker.store.db import session_scope
 from worker.store.models import Appointment, Message, Patient, Schedule
 

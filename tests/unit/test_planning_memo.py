@@ -11,10 +11,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
+from worker.domain.planning import checkin_slots, clear_memos, reminders
 from worker.domain.quiet_hours import next_allowed
 from worker.domain.reminders import reminder_schedule
 from worker.domain.schedule import ScheduleError, occurrences, shared_start
-from worker.services.planning import checkin_slots, clear_memos, reminders
 
 RULES = (
     "FREQ=DAILY;BYHOUR=9;BYMINUTE=0",

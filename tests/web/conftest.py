@@ -19,7 +19,7 @@ import pytest
 from tests.integration import conftest as integration
 from tests.integration.clinic import Clinic, open_clinic
 from worker.emulator import TwilioEmulator
-from worker.services.accounts import create_user
+from worker.services.records.accounts import create_user
 from worker.store.db import session_scope
 
 # The emulator and SMTP fixtures of the integration tests, shared with these.

@@ -287,7 +287,7 @@ def test_idle_sessions_end_and_sessions_can_be_listed_and_revoked(
 
 
 def test_every_access_is_audited_with_the_user(clinic: Clinic) -> None:
-    from worker.services.accounts import issue_api_token
+    from worker.services.records.accounts import issue_api_token
 
     pid = clinic.patient("+12125550143")
     clinician = add_account(clinic, "clinician")

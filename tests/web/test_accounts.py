@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import make_settings
-from worker.services import accounts
 from worker.services.errors import InvalidInput
+from worker.services.records import accounts
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import ApiToken, User

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from tests.integration.clinic import Clinic
 from tests.web.conftest import ROOT, Account, add_account
-from worker.services.demo import seed_demo
+from worker.services.demo.clinic import seed_demo
 from worker.store.db import session_scope
 from worker.store.models import Appointment, FollowUp
 

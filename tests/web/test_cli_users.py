@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import make_settings
 from worker.cli import app
-from worker.services import accounts
+from worker.services.records import accounts
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope
 from worker.store.models import ApiToken, User

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from tests.integration.clinic import Clinic
 from tests.web.conftest import Account, Browser, add_account, csrf_of
-from worker.services.followups import raise_followup
+from worker.services.clinical.followups import raise_followup
 from worker.store.db import session_scope
 from worker.store.models import (
     Appointment,
@@ -161,7 +161,7 @@ def test_signing_out_ends_the_session_on_the_server(clinic: Clinic, web: Browser
 
 
 def test_a_cookie_from_a_disabled_account_stops_working(clinic: Clinic, web: Browser) -> None:
-    from worker.services.accounts import disable_user
+    from worker.services.records.accounts import disable_user
 
     doc = add_account(clinic, "clinician")
     web.sign_in(doc)

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.cli import Checkin
-from worker.services import accounts
 from worker.services.errors import InvalidInput
-from worker.services.patient_updates import update_patient
-from worker.services.patients import add_patient, has_consent
-from worker.services.plan import plan
+from worker.services.outbound.plan import plan
+from worker.services.records import accounts
+from worker.services.records.patient_updates import update_patient
+from worker.services.records.patients import add_patient, has_consent
+from worker.services.records.schedules import add_schedule
 from worker.services.runtime import Runtime
-from worker.services.schedules import add_schedule
 from worker.store.db import session_scope
 from worker.store.models import AuditEvent, FollowUp, Message, Response, User
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.integration.clinic import ONCALL_EMAIL, ONCALL_PHONE, Clinic
 from tests.integration.test_replies import send_checkin
 from tests.web.conftest import Browser, add_account, csrf_of
-from worker.services.followups import raise_followup
+from worker.services.clinical.followups import raise_followup
 from worker.store.db import session_scope
 from worker.store.models import FollowUp, Message, Response
 
@@ -325,7 +325,7 @@ def test_scores_trend_and_escalation_steps_on_the_page(clinic: Clinic, web: Brow
 
 
 def test_every_follow_up_of_the_demo_clinic_opens(clinic: Clinic, web: Browser) -> None:
-    from worker.services.demo import seed_demo
+    from worker.services.demo.clinic import seed_demo
 
     demo = seed_demo(clinic.rt, datetime.now(UTC))
     with session_scope(clinic.rt.sessions) as session:

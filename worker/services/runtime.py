@@ -25,8 +25,8 @@ from worker.store.db import make_engine, make_session_factory
 if TYPE_CHECKING:
     from redis import Redis
 
-    from worker.services.lease import Lease
-    from worker.services.pacing import Pacer
+    from worker.services.outbound.lease import Lease
+    from worker.services.outbound.pacing import Pacer
 
 
 @dataclass
@@ -38,9 +38,9 @@ class Runtime:
     renderer: Renderer = field(default_factory=Renderer)
     # Pacing's Redis (CHECKIN_REDIS_URL, or the broker when it is Redis); None without one.
     redis: Redis | None = None
-    # SMS pacing shared by every process (services/pacing.py); None: sends are not paced.
+    # SMS pacing shared by every process (services/outbound/pacing.py); None: sends are not paced.
     pacer: Pacer | None = None
-    # This process's send lease (services/lease.py); set and started by worker processes only.
+    # This process's send lease (services/outbound/lease.py); set and started by worker processes only.
     lease: Lease | None = None
     # What the web app reads the time with (session timeouts, throttling); None: the settings'
     # clock (real time, or CHECKIN_CLOCK). Tests inject one to pass 15 idle minutes at once.
@@ -56,7 +56,7 @@ class Runtime:
 
     @cached_property
     def link_key(self) -> bytes:
-        from worker.services.links import signing_key
+        from worker.services.inbound.answer_links import signing_key
 
         return signing_key(self.settings, self.sessions)
 
@@ -95,7 +95,7 @@ def _broker_clients(settings: Settings) -> tuple[Redis | None, Pacer | None]:
     if not url:
         return None, None
     from worker.broker import redis_client
-    from worker.services.pacing import Pacer
+    from worker.services.outbound.pacing import Pacer
 
     # No connection is made here; the pool connects on first use (and again after a fork).
     # Every send thread may ask the pacer at once (plus the task threads): redis-py's default

@@ -211,7 +211,7 @@ class Message(Base):
     created_at: Mapped[datetime]
     queued_at: Mapped[datetime | None]
     sending_at: Mapped[datetime | None]
-    # The worker process whose lease covers this `sending` row (services/lease.py); None: the
+    # The worker process whose lease covers this `sending` row (services/outbound/lease.py); None: the
     # stale rule alone decides when the attempt counts as abandoned.
     sending_by: Mapped[str | None] = mapped_column(String(64))
     sent_at: Mapped[datetime | None]

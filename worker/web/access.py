@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.services import audit
+from worker.services.records import audit
 from worker.services.runtime import Runtime
 
 HSTS = b"max-age=31536000; includeSubDomains"
@@ -68,7 +68,7 @@ class SignInCollector:
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
-        from worker.services.throttle import failures_by_reason
+        from worker.services.records.signin_throttle import failures_by_reason
 
         with self.rt.sessions() as session:
             counts = failures_by_reason(session)

@@ -58,7 +58,7 @@ class SessionData:
 
 def session_key(rt: Runtime) -> bytes:
     from worker.keys import SESSIONS, derive
-    from worker.services.links import root_secret
+    from worker.services.inbound.answer_links import root_secret
 
     return derive(root_secret(rt.settings, rt.sessions), SESSIONS)
 

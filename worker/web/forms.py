@@ -1,4 +1,4 @@
-"""GET /q/{token} shows the questionnaire form; POST /q/{token} records it (services/forms.py).
+"""GET /q/{token} shows the questionnaire form; POST /q/{token} records it (services/inbound/forms.py).
 
 Thin: the page is rendered from what the service returns. No cookie and no CSRF token are
 needed: the unguessable token itself is what a forged cross-site POST would have to know. The
@@ -17,10 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from worker.config import Settings
 from worker.domain.forms import DOB_ATTEMPTS
 from worker.domain.instruments import answer_options
-from worker.services.forms import FormPage, open_form, submit_form
-from worker.services.immediate import send_now
+from worker.services.inbound.forms import FormPage, open_form, submit_form
+from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
-from worker.web.dashboard import SECURITY_HEADERS
+from worker.web.dashboard.routes import SECURITY_HEADERS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
 STATUS_CODES = {"invalid": 404, "expired": 410, "locked": 403, "unverifiable": 403}

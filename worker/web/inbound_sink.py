@@ -97,8 +97,8 @@ class LocalSink:
         self.pool.submit(self._process, inbound_id)
 
     def _process(self, inbound_id: int) -> None:
-        from worker.services.immediate import send_now
-        from worker.services.inbound import process_inbound
+        from worker.services.inbound.receive import process_inbound
+        from worker.services.outbound.send_now import send_now
 
         try:
             now = self.rt.settings.now

@@ -23,7 +23,7 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.services import ops
+from worker.services.read import ops
 from worker.services.runtime import Runtime
 from worker.store.models import FollowUp
 from worker.store.models import Message as Row
@@ -256,7 +256,7 @@ def render_metrics(rt: Runtime, process: CollectorRegistry | None = None) -> tup
     from worker.web.access import SignInCollector  # sign-in failures (issue 12)
 
     registry.register(SignInCollector(rt))
-    from worker.services.hl7_ops import Hl7FeedCollector
+    from worker.services.read.hl7_status import Hl7FeedCollector
 
     registry.register(Hl7FeedCollector(rt))
     body = generate_latest(registry)

@@ -31,9 +31,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from worker.config import Settings
 from worker.domain.keywords import detect_crisis
-from worker.services.inbound import receive_sms
+from worker.services.inbound.receive import receive_sms
+from worker.services.outbound.status_callbacks import STATUS_MOVES, apply_status
 from worker.services.runtime import Runtime
-from worker.services.status_callbacks import STATUS_MOVES, apply_status
 from worker.web.inbound_sink import InboundSink
 
 log = logging.getLogger(__name__)
@@ -226,8 +226,8 @@ async def _answer(send: Send, status: int, body: bytes, content_type: bytes | No
 async def _problem(
     send: Send, status: int, title: str, detail: str, *, allow: bool = False
 ) -> None:
-    """The app's RFC 9457 problem document (as worker.web.api.problem makes it)."""
-    from worker.web.api import problem
+    """The app's RFC 9457 problem document (as worker.web.api.common.problem makes it)."""
+    from worker.web.api.common import problem
 
     response = problem(status, title, detail)
     if allow:

@@ -1,0 +1,1 @@
+"""`checkin demo`: a small made-up clinic and its history."""

@@ -1,0 +1,1 @@
+"""Read models shared by the command line, the API and the dashboard (plain, JSON-ready)."""

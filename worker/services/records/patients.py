@@ -1,0 +1,224 @@
+"""Patients and their per-channel consent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from worker.config import parse_window
+from worker.domain.contact import ContactError, normalize_email, normalize_phone
+from worker.domain.forms import QUESTIONNAIRE_MODES
+from worker.domain.names import CHANNELS, LANGUAGES
+from worker.domain.schedule import ScheduleError, validate_zone
+from worker.services.errors import InvalidInput, NotFound
+from worker.services.input_limits import NAME_MAX, SHORT_MAX, check_text
+from worker.services.records import audit
+from worker.store.models import Consent, Message, Patient
+
+
+def add_patient(
+    session: Session,
+    *,
+    now: datetime,
+    name: str,
+    tz: str,
+    channel: str,
+    phone: str | None = None,
+    email: str | None = None,
+    consent: list[str] | None = None,
+    consent_source: str = "recorded at enrollment",
+    send_window: str | None = None,
+    language: str = "en",
+    actor: str = "cli",
+    questionnaire_mode: str = "link",
+) -> Patient:
+    """Validate and add a patient; raises InvalidInput and writes nothing on bad input."""
+    name = check_text(name, "name", NAME_MAX).strip()
+    if not name:
+        raise InvalidInput("name is empty")
+    check_text(consent_source, "consent source", SHORT_MAX)
+    try:
+        tz = validate_zone(tz)
+        phone_e164 = normalize_phone(phone) if phone else None
+        email_norm = normalize_email(email) if email else None
+    except (ContactError, ScheduleError) as exc:
+        raise InvalidInput(str(exc)) from None
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    if channel == "sms" and not phone_e164:
+        raise InvalidInput("channel sms needs --phone")
+    if channel == "email" and not email_norm:
+        raise InvalidInput("channel email needs --email")
+    if send_window is not None:
+        try:
+            parse_window(send_window)
+        except ValueError as exc:
+            raise InvalidInput(f"send window: {exc}") from None
+    check_questionnaire_mode(questionnaire_mode)
+    consents = consent or []
+    for c in consents:
+        if c not in CHANNELS:
+            raise InvalidInput(f"consent channel must be sms or email, got {c!r}")
+        if c == "sms" and not phone_e164:
+            raise InvalidInput("consent to sms needs a phone number")
+        if c == "email" and not email_norm:
+            raise InvalidInput("consent to email needs an email address")
+    patient = Patient(
+        name=name,
+        phone=phone_e164,
+        email=email_norm,
+        tz=tz,
+        channel=channel,
+        language=language,
+        send_window=send_window,
+        questionnaire_mode=questionnaire_mode,
+        created_at=now,
+    )
+    session.add(patient)
+    session.flush()
+    for c in dict.fromkeys(consents):
+        session.add(
+            Consent(patient_id=patient.id, channel=c, granted_at=now, source=consent_source)
+        )
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="patient.add",
+        entity="patient",
+        entity_id=patient.id,
+        patient_id=patient.id,
+        detail={"consent": list(dict.fromkeys(consents)), "channel": channel},
+    )
+    return patient
+
+
+def check_questionnaire_mode(mode: str) -> None:
+    if mode not in QUESTIONNAIRE_MODES:
+        raise InvalidInput(
+            f"questionnaire mode must be one of {', '.join(QUESTIONNAIRE_MODES)}, got {mode!r}"
+        )
+
+
+def get_patient(session: Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"no patient with id {patient_id}")
+    return patient
+
+
+def has_consent(session: Session, patient_id: int, channel: str) -> bool:
+    """True when the patient has an open (not withdrawn) consent on the channel."""
+    row = session.execute(
+        select(Consent.id).where(
+            Consent.patient_id == patient_id,
+            Consent.channel == channel,
+            Consent.withdrawn_at.is_(None),
+        )
+    ).first()
+    return row is not None
+
+
+def grant_consent(
+    session: Session, patient_id: int, channel: str, *, now: datetime, source: str, actor: str
+) -> bool:
+    """Record consent on a channel. Returns False when it was already in force (nothing written)."""
+    check_text(source, "source", SHORT_MAX)
+    patient = get_patient(session, patient_id)
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel must be sms or email, got {channel!r}")
+    if channel == "sms" and not patient.phone:
+        raise InvalidInput("the patient has no phone number for sms")
+    if channel == "email" and not patient.email:
+        raise InvalidInput("the patient has no email address")
+    if has_consent(session, patient_id, channel):
+        return False
+    session.add(Consent(patient_id=patient_id, channel=channel, granted_at=now, source=source))
+    # Messages suppressed by the withdrawal still hold their dedupe keys; reopen those ahead.
+    session.execute(
+        update(Message)
+        .where(
+            Message.patient_id == patient_id,
+            Message.channel == channel,
+            Message.status == "suppressed",
+            Message.status_reason == "consent_withdrawn",
+            Message.due_at >= now,
+        )
+        .values(status="scheduled", status_reason=None, updated_at=now)
+    )
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="consent.grant",
+        entity="patient",
+        entity_id=patient_id,
+        patient_id=patient_id,
+        detail={"channel": channel, "source": source},
+    )
+    return True
+
+
+def withdraw_consent(
+    session: Session, patient_id: int, channel: str, *, now: datetime, source: str, actor: str
+) -> int:
+    """Withdraw consent on a channel and suppress every pending message on it.
+
+    Returns the number of pending messages suppressed. Messages already handed to a worker are
+    caught by the send-time consent check.
+    """
+    check_text(source, "source", SHORT_MAX)
+    get_patient(session, patient_id)
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel must be sms or email, got {channel!r}")
+    session.execute(
+        update(Consent)
+        .where(
+            Consent.patient_id == patient_id,
+            Consent.channel == channel,
+            Consent.withdrawn_at.is_(None),
+        )
+        .values(withdrawn_at=now, withdrawn_source=source)
+    )
+    result = session.execute(
+        update(Message)
+        .where(
+            Message.patient_id == patient_id,
+            Message.channel == channel,
+            Message.status == "scheduled",
+            Message.exempt_quiet_hours.is_(False),
+        )
+        .values(status="suppressed", status_reason="consent_withdrawn", updated_at=now)
+    )
+    audit.record(
+        session,
+        now=now,
+        actor=actor,
+        action="consent.withdraw",
+        entity="patient",
+        entity_id=patient_id,
+        patient_id=patient_id,
+        detail={"channel": channel, "source": source},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def consent_state(session: Session, patient_id: int) -> dict[str, dict[str, object]]:
+    """Per channel: whether consent is in force, and the latest grant/withdrawal with sources."""
+    rows = session.scalars(
+        select(Consent).where(Consent.patient_id == patient_id).order_by(Consent.id)
+    ).all()
+    state: dict[str, dict[str, object]] = {}
+    for c in rows:
+        state[c.channel] = {
+            "granted": c.withdrawn_at is None,
+            "granted_at": c.granted_at.isoformat(),
+            "source": c.source,
+            "withdrawn_at": c.withdrawn_at.isoformat() if c.withdrawn_at else None,
+            "withdrawn_source": c.withdrawn_source,
+        }
+    return state
