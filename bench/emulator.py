@@ -1,7 +1,7 @@
 """The project's Twilio emulator, plus a clock: it records when each accepted message arrived.
 
 `python -m bench.emulator --port 0 --latency-ms 200` prints its base URL and serves until
-SIGTERM, like `python -m worker.emulator`. One extra control endpoint:
+SIGTERM, like `python -m checkin_emulator`. One extra control endpoint:
 
 - `GET /_emulator/accepts?since=N` → `[[arrived, to, answered], ...]` for accepted message
   creations, in the order they were accepted, from the N-th on (so a poller only fetches what
@@ -24,7 +24,7 @@ import urllib.parse
 from types import FrameType
 from typing import Any
 
-from worker.emulator.twilio import TwilioEmulator
+from checkin_emulator.twilio import TwilioEmulator
 
 
 class TimedEmulator(TwilioEmulator):

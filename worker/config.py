@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     send_window: str = "08:00-21:00"
     tick_seconds: float = Field(default=15.0, gt=0, le=3600)
     protocols_dir: str | None = None
+    # A clinic's own message templates, same layout as the shipped templates/, looked up first
+    # (worker/rendering.py). Vet them with `checkin templates check DIR`.
+    templates_dir: str | None = None
 
     # Beyond CONTRACT.md: knobs a clinic or operator may want, with documented defaults.
     plan_horizon_hours: int = Field(default=48, ge=1, le=24 * 14)

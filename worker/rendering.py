@@ -1,9 +1,14 @@
 """Message rendering: Jinja2 templates for SMS and email, and patient-facing date formatting.
 
-Layout (under `worker/templates/`): `sms/<lang>/<name>.txt.j2`, and for email the triplet
-`email/<lang>/<name>.subject.txt.j2`, `<name>.txt.j2`, `<name>.html.j2`. Files whose name starts
-with "_" are shared layouts, not templates of their own. Every template receives `clinic_name`,
-`clinic_phone` (str or None) and `language`; undefined variables raise (StrictUndefined).
+Layout (the repository's top-level `templates/`, shipped in the wheel as `worker/templates/`):
+`sms/<lang>/<name>.txt.j2`, and for email the triplet `email/<lang>/<name>.subject.txt.j2`,
+`<name>.txt.j2`, `<name>.html.j2`. Files whose name starts with "_" are shared layouts, not
+templates of their own. Every template receives `clinic_name`, `clinic_phone` (str or None) and
+`language`; undefined variables raise (StrictUndefined).
+
+A clinic's overrides (CHECKIN_TEMPLATES_DIR) use the same layout and are looked up first, file by
+file: an override replaces the shipped file of the same path and everything else stays shipped.
+`checkin templates check DIR` vets a directory of overrides before it is deployed.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ _ES_DAYS: Final = ("lun", "mar", "mié", "jue", "vie", "sab", "dom")
 _ES_MONTHS: Final = (
     "ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic",
 )  # fmt: skip
+
+
+def shipped_templates_dir() -> Path:
+    """The templates that come with the product.
+
+    An installed wheel carries them as `worker/templates/` (setup.py maps the top-level folder
+    there); a source checkout or an editable install reads the top-level `templates/` itself.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
 
 
 class TemplateNotFound(LookupError):
@@ -80,10 +96,18 @@ def _sms_segments(text: str, language: str = "en") -> int:
 class Renderer:
     """Renders SMS and email templates. Build one and reuse it: Jinja caches compiled templates."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
-        self._dir = templates_dir or Path(__file__).resolve().parent / "templates"
+    def __init__(
+        self, templates_dir: Path | None = None, overrides_dir: Path | None = None
+    ) -> None:
+        if overrides_dir is not None and not overrides_dir.is_dir():
+            # A mistyped CHECKIN_TEMPLATES_DIR must stop the process, not quietly send the
+            # shipped wording the clinic meant to replace.
+            raise TemplateNotFound(f"templates folder {str(overrides_dir)!r} is not a directory")
+        # The clinic's folder first: Jinja takes a file from the first loader that has it, so an
+        # override of a layout ("_layout.html.j2") applies to every template that extends it.
+        self._dirs = [d for d in (overrides_dir, templates_dir or shipped_templates_dir()) if d]
         options: dict[str, Any] = {
-            "loader": jinja2.FileSystemLoader(str(self._dir)),
+            "loader": jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in self._dirs]),
             "undefined": jinja2.StrictUndefined,
             "keep_trailing_newline": False,
             "trim_blocks": True,
@@ -146,15 +170,17 @@ class Renderer:
             raise ValueError(f"unknown template kind {kind!r}; expected 'sms' or 'email'")
         found: set[str] = set()
         for language in LANGUAGES:
-            folder = self._dir / kind / language
-            if not folder.is_dir():
-                continue
-            for path in folder.glob("*.txt.j2"):
+            folders = [d / kind / language for d in self._dirs]
+            for path in (
+                p for folder in folders if folder.is_dir() for p in folder.glob("*.txt.j2")
+            ):
                 name = path.name.split(".", 1)[0]
                 if name.startswith("_") or not _NAME.match(name):
                     continue
+                # An email part may come from the clinic's folder and the rest from the shipped.
                 if kind == "sms" or all(
-                    (folder / f"{name}.{part}.j2").is_file() for part in _EMAIL_PARTS
+                    any((folder / f"{name}.{part}.j2").is_file() for folder in folders)
+                    for part in _EMAIL_PARTS
                 ):
                     found.add(name)
         return sorted(found)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.integration.conftest import (  # noqa: F401 (fixtures)
@@ -18,7 +19,6 @@ from tests.integration.conftest import (  # noqa: F401 (fixtures)
     smtp_server_factory,
     twilio_emulator,
 )
-from worker.emulator import TwilioEmulator
 
 TOKEN = "test-token-123"  # CHECKIN_API_TOKEN in open_clinic
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -10,7 +10,7 @@ an urgent worker as real child processes.
 The run: 2,000 patients with a check-in due now; 20 more whose check-in falls due two minutes
 later and who text STOP before it goes; 180 of the 2,000 reply to their check-in once it has
 arrived (150 answers, 20 STOPs, 10 crisis texts): 200 inbound texts. Texts are delivered as
-Twilio delivers them to the webhook URL the README gives: signed, and not retried after an error
+Twilio delivers them to the webhook URL docs/runbook.md gives: signed, and not retried after an error
 answer. A supervisor restarts any process that dies on its own (compose's `restart:
 unless-stopped`) and counts it as a crash.
 
@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
@@ -53,7 +54,6 @@ from tests.integration.procs import Procs, base_env
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
 from worker.embedded import free_port, redis_binary
-from worker.emulator import TwilioEmulator
 from worker.services.clinical.crisis import REPAGE_EVERY
 from worker.services.outbound.plan import plan
 from worker.services.records.patients import add_patient
@@ -678,7 +678,7 @@ class FaultRun:
             self._post(p, text)
 
     def _post(self, p: Patient, text: Text) -> None:
-        """One delivery as Twilio makes it to the webhook URL the README gives (no connection
+        """One delivery as Twilio makes it to the webhook URL docs/runbook.md gives (no connection
         overrides): one more try when the connection cannot be made, none after an error
         answer. A text the web app did not take is lost, as it would be."""
         assert self.emulator is not None and self.clinic is not None

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.cli import Checkin
 from worker.channels.factory import build_channels
 from worker.config import Settings
-from worker.emulator import TwilioEmulator
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import InboundMessage

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, LoginPassword, Session
-
-from worker.emulator import TwilioEmulator
+from checkin_emulator import TwilioEmulator
 
 
 @pytest.fixture

@@ -166,7 +166,9 @@ def test_checkin_services_share_one_image_built_from_the_dockerfile(
     dockerfile = (ROOT / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+(\S+)", dockerfile, re.MULTILINE)
     assert stages and stages[-1] == "python:3.11-slim"
-    assert re.search(r"pip install\b.*checkin-worker|pip install\b.*\s\.\s*$", dockerfile, re.M)
+    # The locked dependencies with their hashes, then the project without resolving anything.
+    assert re.search(r"pip install\b.*--require-hashes -r requirements\.lock\s*$", dockerfile, re.M)
+    assert re.search(r"pip install\b.*--no-deps \.(\s|$)", dockerfile, re.M)
     assert re.search(r'^ENTRYPOINT \["checkin"\]\s*$', dockerfile, re.MULTILINE)
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0"), "the image must not run as root"
@@ -179,6 +181,27 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image() -> None:
         if line.strip() and not line.startswith("#")
     }
     assert {".git", ".venv", ".env", "var", "*.egg-info"} <= ignored
+
+    # Development-only pieces stay out of the image's build context (and so out of the image).
+    assert {"emulator", "requirements-dev.lock", "requirements-run.lock", "tests"} <= ignored
+
+
+def test_everything_the_dockerfile_copies_is_in_the_build_context() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    copied = [
+        source
+        for line in re.findall(r"^COPY (?!--from)(.+)$", dockerfile, re.MULTILINE)
+        for source in line.split()[:-1]
+    ]
+    assert {"requirements.lock", "setup.py", "worker", "templates"} <= set(copied)
+    for source in copied:
+        assert (ROOT / source).exists(), source
+        assert source not in ignored, source
 
 
 def test_postgres_redis_and_web_have_health_checks(compose: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.conftest import make_settings
@@ -16,7 +17,6 @@ from tests.integration.clinic import ONCALL_PHONE, open_clinic
 from tests.integration.conftest import SmtpServer
 from tests.integration.procs import Procs, base_env, wait_for
 from worker.broker import queue_depths
-from worker.emulator import TwilioEmulator
 from worker.store.db import session_scope
 from worker.store.models import InboundMessage
 

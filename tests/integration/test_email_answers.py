@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 
 ADDRESS = "sam@example.org"
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.integration.clinic import ONCALL_EMAIL, ONCALL_PHONE, Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 from worker.services.clinical.crisis import escalate
 from worker.services.clinical.followups import acknowledge
 from worker.services.clinical.ladder import next_step

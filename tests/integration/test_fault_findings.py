@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.integration.test_replies import PHONE, responses, send_checkin
 from worker.config import ConfigError, load_settings, parse_clock
-from worker.emulator import TwilioEmulator
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, InboundMessage, Message
 

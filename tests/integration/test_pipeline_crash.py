@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import func, select, update
 
 from tests.conftest import make_settings
 from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_for
 from worker.channels import Channels
-from worker.emulator import TwilioEmulator
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope
 from worker.store.models import Message

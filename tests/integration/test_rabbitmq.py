@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 
 from tests.conftest import make_settings
 from tests.integration.clinic import ONCALL_PHONE, open_clinic
 from tests.integration.conftest import SmtpServer
 from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_for
 from worker.broker import queue_depths
-from worker.emulator import TwilioEmulator
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.integration.clinic import CLINIC_NUMBER, Clinic, open_clinic
 from tests.integration.procs import seed_due
 from worker.channels import ProviderMessage
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.claim import claim_and_prepare
 from worker.services.outbound.dispatch import claim_due
 from worker.services.outbound.reconcile import _ours, reconcile

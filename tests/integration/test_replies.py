@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import ONCALL_EMAIL, ONCALL_PHONE, Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 
 PHONE = "+12125550111"
 

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import ONCALL_EMAIL, ONCALL_PHONE, Clinic, open_clinic
 from tests.integration.test_replies import followups, responses, send_checkin
-from worker.emulator import TwilioEmulator
 
 PHONE = "+12125550177"
 ACK = "Thank you"

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select, update
 
 from tests.integration.clinic import Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.dispatch import claim_due
 from worker.services.outbound.reconcile import _move
 from worker.services.outbound.send import STRAGGLER_SECONDS, SendPool, send_chunk, send_many

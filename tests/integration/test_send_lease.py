@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select, update
 
 from tests.integration.clinic import Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 from worker.services.outbound import lease as leases
 from worker.services.outbound.claim import Prepared
 from worker.services.outbound.dispatch import stale_queued

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from worker.channels import ChannelError, DeliveryUnknown, SmsChannel
 from worker.channels.twilio_sms import TwilioSms
-from worker.emulator import TwilioEmulator
 
 FROM = "+15005550006"
 PATIENT = "+15551230001"

@@ -20,13 +20,13 @@ from typing import Any
 
 import httpx
 import pytest
+from checkin_emulator import DEFAULT_NUMBER, TwilioEmulator, count_segments
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from worker.channels.twilio_http import ApiUrlHttpClient, Transport
 from worker.domain import sms_text
-from worker.emulator import DEFAULT_NUMBER, TwilioEmulator, count_segments
 
 PATIENT = "+15551230001"
 FROM = "+15005550006"
@@ -490,12 +490,14 @@ def test_a_held_response_does_not_delay_stopping() -> None:
 def test_it_runs_as_a_module_until_sigterm(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "worker.emulator", "--port", "0", "--auth-token", "t0k"],
+        [sys.executable, "-m", "checkin_emulator", "--port", "0", "--auth-token", "t0k"],
         cwd=root,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
+        # The emulator is its own distribution (emulator/): found installed (make install) or
+        # from its folder in the checkout.
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "emulator"), str(root)])},
     )
     try:
         assert proc.stdout is not None

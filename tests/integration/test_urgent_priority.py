@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import ONCALL_PHONE, open_clinic
 from tests.integration.conftest import SmtpServer
 from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_for
-from worker.emulator import TwilioEmulator
 
 pytestmark = pytest.mark.slow
 

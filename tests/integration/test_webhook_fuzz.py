@@ -6,12 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
+from checkin_emulator import TwilioEmulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.integration.conftest import CollectingHandler, SmtpServer, free_port
-from worker.emulator import TwilioEmulator
 
 PHONE = "+12125550123"
 HOSTILE = [

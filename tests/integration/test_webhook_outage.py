@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
@@ -17,7 +18,6 @@ from tests.conftest import make_settings
 from tests.integration.clinic import open_clinic
 from tests.integration.procs import Procs, base_env, wait_for
 from tests.integration.test_replies import PHONE, send_checkin
-from worker.emulator import TwilioEmulator
 from worker.services.records.patients import has_consent
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope

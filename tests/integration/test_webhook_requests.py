@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 from worker.web.webhooks import SMS_PATH, STATUS_PATH
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import update
 
 from tests.integration.clinic import ONCALL_PHONE, open_clinic
@@ -24,7 +25,6 @@ from tests.integration.procs import (
     value,
     wait_for,
 )
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.claim import claim_and_prepare
 from worker.services.outbound.dispatch import claim_due
 from worker.store.db import session_scope

@@ -11,13 +11,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import func, select
 
 from tests.conftest import make_settings
 from tests.ops.helpers import free_port, serve
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
-from worker.emulator import TwilioEmulator
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.store.models import InboundMessage, Patient

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_settings
@@ -17,7 +18,6 @@ from tests.ops.helpers import free_port, seed_followups, seed_outbox, serve
 from worker.celery_app import create_celery, send_task_options
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
-from worker.emulator import TwilioEmulator
 from worker.services.runtime import Runtime, build_runtime
 from worker.store.db import session_scope
 from worker.web.app import create_app

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.conftest import make_settings
 from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_for
 from tests.ops.pacing_load import hammer
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.pacing import Limits, Pacer, sender_for
 from worker.services.outbound.send_now import queue_now, send_now
 from worker.services.runtime import Runtime, build_runtime

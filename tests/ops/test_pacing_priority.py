@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+from checkin_emulator import TwilioEmulator
 
 from tests.conftest import make_settings
 from worker.config import ConfigError, load_settings
-from worker.emulator import TwilioEmulator
 from worker.services.outbound import priority as send_priority
 from worker.services.outbound.claim import Prepared
 from worker.services.outbound.pacing import BULK, CRISIS, KEY_PREFIX, PAGE, URGENT, Pacer

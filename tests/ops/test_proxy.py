@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.conftest import make_settings
 from tests.ops.helpers import serve
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
-from worker.emulator import TwilioEmulator
 from worker.services.runtime import build_runtime
 from worker.web.app import create_app
 

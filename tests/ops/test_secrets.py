@@ -20,6 +20,7 @@ import httpx
 import pytest
 import redis
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select
 
 from tests.cli import Checkin
@@ -29,7 +30,6 @@ from tests.integration.procs import Procs, base_env, seed_due, statuses, wait_fo
 from tests.ops.helpers import free_port
 from worker.channels import Channels
 from worker.channels.console import ConsoleEmail, ConsoleSms
-from worker.emulator import TwilioEmulator
 from worker.services.outbound.send_now import queue_now
 from worker.services.runtime import build_runtime
 from worker.store.db import session_scope

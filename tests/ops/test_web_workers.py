@@ -13,11 +13,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.procs import wait_for
 from tests.ops.helpers import free_port
-from worker.emulator import TwilioEmulator
 from worker.web.webhooks import SMS_PATH
 
 

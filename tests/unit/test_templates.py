@@ -16,6 +16,7 @@ import jinja2
 import pytest
 
 from worker.domain.instruments import answer_key, answer_options, get_instrument
+from worker.domain.message_rules import FORBIDDEN, LIFELINE
 from worker.domain.names import APPOINTMENT_KINDS, LANGUAGES
 from worker.domain.sms_text import encoding, is_gsm7, segments, to_gsm_safe
 from worker.rendering import RenderedEmail, Renderer, TemplateNotFound, format_when
@@ -62,16 +63,7 @@ SIMPLE_INSTRUMENT = {
 }
 CONVERSATIONAL = ["phq2", "phq9", "gad2", "gad7", "peg"]
 
-# Words that must never reach a patient-facing body: drugs, diagnoses, instrument names.
-FORBIDDEN = re.compile(
-    r"\b(ketamin[ae]|esketamin[ae]|spravato|depression|depressive|depresi[oó]n|depresiv[oa]|"
-    r"anxiety|ansiedad|ptsd|tept|bipolar|phq|gad|pain score|opioids?|opioides?|suicide|suicidal|"
-    r"suicidio|suicida|overdose|sobredosis|infusion|infusi[oó]n|psychiatr\w*|psiqui\w*|"
-    r"antidepressant\w*|antidepresiv\w*|trastorno)\b",
-    re.IGNORECASE,
-)
-# A proper name: allowed where the crisis numbers are given.
-LIFELINE = "988 Suicide & Crisis Lifeline"
+# The forbidden-word list and the Lifeline exception: worker/domain/message_rules.py.
 
 
 def _dates() -> Iterator[datetime]:

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration import conftest as integration
 from tests.integration.clinic import Clinic, open_clinic
-from worker.emulator import TwilioEmulator
 from worker.services.records.accounts import create_user
 from worker.store.db import session_scope
 

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pyotp
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import select, text
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.web.conftest import Account, Browser, add_account, csrf_of
 from worker.config import ConfigError, Settings
-from worker.emulator import TwilioEmulator
 from worker.store.db import session_scope
 from worker.store.models import AuditEvent, User
 

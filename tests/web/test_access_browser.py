@@ -11,11 +11,11 @@ from typing import Any
 
 import pyotp
 import pytest
+from checkin_emulator import TwilioEmulator
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.web.conftest import add_account
 from tests.web.test_browser import DESKTOP
-from worker.emulator import TwilioEmulator
 
 pytestmark = pytest.mark.browser
 

@@ -36,6 +36,7 @@ from worker.cli.export import export_cmd
 from worker.cli.hl7 import app as hl7_app
 from worker.cli.imports import app as import_app
 from worker.cli.ops import app as ops_app
+from worker.cli.templates import app as templates_app
 from worker.cli.users import app as users_app
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ app.add_typer(ops_app, name="ops")
 app.command("export")(export_cmd)
 app.add_typer(hl7_app, name="hl7")
 app.add_typer(import_app, name="import")
+app.add_typer(templates_app, name="templates")
 
 # ---------------------------------------------------------------- db
 
@@ -705,13 +707,18 @@ def run_cmd(
 ) -> None:
     """Run everything in the foreground: embedded Redis (unless CHECKIN_BROKER_URL is set),
     the web app, an urgent and a bulk worker, and beat. Ctrl-C stops them all."""
+    from worker.embedded import EmbeddedRedisMissing
     from worker.logging_setup import configure_logging
     from worker.runner import DEFAULT_METRICS_PORT, run_all
 
     s = production_settings()
     configure_logging(s)
     metrics = metrics_port or s.worker_metrics_port or DEFAULT_METRICS_PORT
-    raise typer.Exit(run_all(s, host=host, port=port, metrics_port=metrics))
+    try:
+        code = run_all(s, host=host, port=port, metrics_port=metrics)
+    except EmbeddedRedisMissing as exc:
+        fail(str(exc), 2)
+    raise typer.Exit(code)
 
 
 def main() -> None:

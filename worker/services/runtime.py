@@ -80,11 +80,13 @@ def build_runtime(
         channels = build_channels(settings)
     engine = make_engine(settings.database_url, pool_size=pool_size)
     client, pacer = _broker_clients(settings)
+    overrides = Path(settings.templates_dir) if settings.templates_dir else None
     return Runtime(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
         channels=channels,
+        renderer=Renderer(overrides_dir=overrides),
         redis=client,
         pacer=pacer,
     )

@@ -7,8 +7,6 @@ dashboard's strict Content-Security-Policy applies (no script at all; the styles
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -17,12 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from worker.config import Settings
 from worker.domain.forms import DOB_ATTEMPTS
 from worker.domain.instruments import answer_options
+from worker.rendering import shipped_templates_dir
 from worker.services.inbound.forms import FormPage, open_form, submit_form
 from worker.services.outbound.send_now import send_now
 from worker.services.runtime import Runtime
 from worker.web.dashboard.routes import SECURITY_HEADERS
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "web"
+TEMPLATES = shipped_templates_dir() / "web"
 STATUS_CODES = {"invalid": 404, "expired": 410, "locked": 403, "unverifiable": 403}
 # The link's token must not travel on in a Referer header to anything the page links to.
 HEADERS = {**SECURITY_HEADERS, "Referrer-Policy": "no-referrer"}

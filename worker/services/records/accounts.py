@@ -1,6 +1,6 @@
 """Staff accounts: argon2-hashed passwords, roles, and per-user API tokens.
 
-Roles (enforced by the dashboard and the API, documented in the README):
+Roles (enforced by the dashboard and the API, documented in docs/runbook.md):
 - `clinician`: everything about patients, answers, the whole follow-up queue.
 - `frontdesk`: patients' contact details, consent, appointments and their reminders, and only
   the follow-ups about appointments (confirm/reschedule/cancel requests); never answers, scores,

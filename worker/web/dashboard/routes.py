@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.domain.forms import QUESTIONNAIRE_MODES
 from worker.domain.names import APPOINTMENT_KINDS, CHANNELS, INSTRUMENTS, LANGUAGES
+from worker.rendering import shipped_templates_dir
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.records import accounts, audit, twofactor
 from worker.services.records import signin_throttle as throttle
@@ -56,7 +57,7 @@ from worker.web.dashboard import data
 
 log = logging.getLogger(__name__)
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "web"
+TEMPLATES = shipped_templates_dir() / "web"
 STATIC = Path(__file__).resolve().parents[1] / "static"
 
 # Content-Security-Policy: scripts, styles and images from this app only; nothing inline runs.

@@ -1,4 +1,4 @@
-"""Run the Twilio emulator in the foreground: `python -m worker.emulator --port 8099`.
+"""Run the Twilio emulator in the foreground: `python -m checkin_emulator --port 8099`.
 
 Prints its base URL on one line (point TWILIO_API_URL at it) and serves until SIGINT or SIGTERM.
 """
@@ -11,13 +11,13 @@ import sys
 import threading
 from types import FrameType
 
-from worker.emulator.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
+from checkin_emulator.twilio import DEFAULT_ACCOUNT_SID, DEFAULT_AUTH_TOKEN, TwilioEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.emulator",
-        description="A Twilio Messages API emulator on loopback (see worker/emulator/twilio.py).",
+        prog="python -m checkin_emulator",
+        description="A Twilio Messages API emulator on loopback (see emulator/checkin_emulator/twilio.py).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099, help="0 picks a free port")
