@@ -9,11 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
+from checkin_emulator import TwilioEmulator
 from sqlalchemy import update
 
 from tests.integration.clinic import Clinic, open_clinic
 from tests.integration.test_replies import send_checkin
-from worker.emulator import TwilioEmulator
 from worker.store.db import session_scope
 from worker.store.models import FormLink, Patient
 
