@@ -191,6 +191,13 @@ def run(quick: bool, run_index: int, kind: str) -> dict[str, Any]:
             "pooled_slow": 2000, "pooled_fast": 2000,
         }
     )  # fmt: skip
+    # A shorter run on a busy machine: BENCH_DISPATCH_SIZES="pooled_slow=300,pooled_fast=300"
+    # (the sizes used are stored with the results and shown in the report).
+    for item in filter(None, os.environ.get("BENCH_DISPATCH_SIZES", "").split(",")):
+        key, _, value = item.partition("=")
+        if key.strip() not in sizes:
+            raise ValueError(f"BENCH_DISPATCH_SIZES: unknown size {key!r}")
+        sizes[key.strip()] = int(value)
     out: dict[str, Any] = {"database": kind, "layout": layout(), "sizes": sizes}
     log(f"dispatch run {run_index}: emulator alone")
     out["emulator_alone"] = emulator_alone(sizes["alone"])

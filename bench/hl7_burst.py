@@ -38,6 +38,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
 from bench.harness import free_port, log, pg_admin_url
+from bench.stats import median
 from worker.store.migrate import upgrade
 from worker.store.models import Appointment, Hl7Message, Patient
 
@@ -155,6 +156,7 @@ def database(kind: str, workdir: Path) -> tuple[str, Any]:
 
 
 def run(messages: int, connections: int, db: str) -> dict[str, Any]:
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory() as tmp:
         url, drop = database(db, Path(tmp))
         port = free_port()
@@ -186,29 +188,60 @@ def run(messages: int, connections: int, db: str) -> dict[str, Any]:
         counts = count(url, per)
         drop()
     rate = counts["sent"] / sent["elapsed"]
-    return {"db": db, "connections": connections, **counts, **sent, "rate": rate}
+    return {
+        "db": db,
+        "connections": connections,
+        **counts,
+        **sent,
+        "rate": rate,
+        "load_at_start": load_at_start,
+        "load_at_end": [round(x, 2) for x in os.getloadavg()],
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def section(results: list[dict[str, Any]], command: str) -> str:
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        runs.setdefault(r["db"], []).append(r)
+    n = max(len(v) for v in runs.values())
     lines = [
         "## HL7 burst (SIU over MLLP)",
         "",
-        f"Run once on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `{command}`, on a **shared** "
-        f"machine ({os.cpu_count()} cores, {platform.machine()}; other sessions were running "
-        "tests and benchmarks at the same time, so the rate is a floor, not a capacity). A real "
-        "`checkin hl7 listen` process; the client is python-hl7's MLLP client, each connection "
-        "waiting for every ACK. 8 in 10 messages are new bookings (S12), 1 in 10 reschedules "
-        "(S13) and 1 in 10 resends of an acknowledged message with the same MSH-10.",
+        f"{n} run(s) per database, finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, with "
+        f"`{command}`, on a **shared** machine ({os.cpu_count()} cores, {platform.machine()}; "
+        "other sessions were running tests and benchmarks at the same time, so the rate is a "
+        "floor, not a capacity). A real `checkin hl7 listen` process; the client is python-hl7's "
+        "MLLP client, each connection waiting for every ACK. 8 in 10 messages are new bookings "
+        "(S12), 1 in 10 reschedules (S13) and 1 in 10 resends of an acknowledged message with "
+        "the same MSH-10.",
         "",
-        "| database | connections | messages | rate (msg/s) | AA | inbox rows | appointments | lost | duplicated |",
+        "| database | connections | messages | rate (msg/s): median (min–max) | AA | inbox rows | appointments | lost | duplicated |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
+    for db, rs in runs.items():
+        rates = sorted(r["rate"] for r in rs)
+        mid = median(rates) or 0.0
+        spread = f"{mid:.1f}" if len(rs) == 1 else f"{mid:.1f} ({rates[0]:.1f}–{rates[-1]:.1f})"
         lines.append(
-            f"| {r['db']} | {r['connections']} | {r['sent']} | {r['rate']:.0f} | "
-            f"{r['codes'].get('AA', 0)} | {r['inbox_rows']} | {r['appointments']} | "
-            f"{r['lost']} | {r['duplicated']} |"
+            f"| {db} | {rs[0]['connections']} | {rs[0]['sent']} each | {spread} | "
+            f"{'/'.join(str(r['codes'].get('AA', 0)) for r in rs)} | "
+            f"{'/'.join(str(r['inbox_rows']) for r in rs)} | "
+            f"{'/'.join(str(r['appointments']) for r in rs)} | "
+            f"{sum(r['lost'] for r in rs)} | {sum(r['duplicated'] for r in rs)} |"
         )
+    lines += [
+        "",
+        "Each run, with the 1-minute load average (`/proc/loadavg`) at its start → end:",
+        "",
+    ]
+    for db, rs in runs.items():
+        for k, r in enumerate(rs, 1):
+            if r.get("load_at_start"):
+                lines.append(
+                    f"- {db} run {k}: {r['rate']:.1f} msg/s; load {r['load_at_start'][0]:.1f} → "
+                    f"{r['load_at_end'][0]:.1f} (finished {r.get('finished', '?')})"
+                )
     lines += [
         "",
         "Each message is two transactions (store verbatim, then apply and mark the row); the "
@@ -237,9 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--runs", type=int, default=1, help="runs per database")
     args = parser.parse_args(argv)
     dbs = ("sqlite", "postgres") if args.db == "both" else (args.db,)
-    results = [run(args.messages, args.connections, db) for db in dbs]
+    results = [run(args.messages, args.connections, db) for _ in range(args.runs) for db in dbs]
     for r in results:
         log(json.dumps({k: v for k, v in r.items()}, default=str))
     command = ".venv/bin/python -m bench.hl7_burst " + " ".join(argv or sys.argv[1:])

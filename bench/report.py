@@ -39,6 +39,47 @@ def med_of(runs: Iterable[Any], fn: Callable[[Any], float | None]) -> float | No
     return median(values)
 
 
+def spread(values: Iterable[Any], nd: int = 1, unit: str = "") -> str:
+    """median (min–max) of the runs' values; the median alone for one run."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "–"
+    m = median(vals)
+    if len(vals) == 1:
+        return fmt(m, nd, unit)
+    return f"{fmt(m, nd, unit)} ({fmt(min(vals), nd)}–{fmt(max(vals), nd)})"
+
+
+def spread_of(runs: Iterable[Any], *path: str, nd: int = 1, unit: str = "") -> str:
+    return spread((_get(r, *path) for r in runs), nd, unit)
+
+
+def spread_fn(runs: Iterable[Any], fn: Callable[[Any], float | None], nd: int = 1) -> str:
+    values = []
+    for r in runs:
+        try:
+            values.append(fn(r))
+        except (TypeError, ZeroDivisionError, KeyError):
+            continue
+    return spread(values, nd)
+
+
+def loads_note(runs: Iterable[Any]) -> str:
+    """The 1-minute load average at each run's start (and end), when the runs recorded it."""
+    parts = [
+        f"{r['load_at_start'][0]:.1f} → {r['load_at_end'][0]:.1f}"
+        for r in runs
+        if isinstance(r, dict) and r.get("load_at_start") and r.get("load_at_end")
+    ]
+    if not parts:
+        return ""
+    return (
+        "1-minute load average (`/proc/loadavg`) at the start → end of each run: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
 def fmt(v: Any, nd: int = 1, unit: str = "") -> str:
     if v is None:
         return "–"
@@ -84,48 +125,75 @@ def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     d = _get(b, "dispatch", "runs") or []
     slow = med(d, "system_200ms", "per_second_sustained")
     rows.append(
-        ("Dispatch at 200 ms: messages/s sustained", "≥ 300", fmt(slow), _verdict(slow, 300, True))
+        (
+            "Dispatch at 200 ms: messages/s sustained",
+            "≥ 300",
+            spread_of(d, "system_200ms", "per_second_sustained"),
+            _verdict(slow, 300, True),
+        )
     )
-    ratio = med_of(
-        d,
-        lambda r: (
-            r["system_200ms"]["per_second_sustained"] / r["naive_200ms"]["per_second_sustained"]
-        ),
-    )
+
+    def versus(key: str) -> Callable[[Any], float]:
+        return lambda r: r["system_200ms"]["per_second_sustained"] / r[key]["per_second_sustained"]
+
+    ratio = med_of(d, versus("naive_200ms"))
     rows.append(
         (
             "Dispatch at 200 ms vs one task per message (prefork, one process per core)",
             "≥ 20×",
-            fmt(ratio, 1, "×"),
+            spread_fn(d, versus("naive_200ms")) + "×",
             _verdict(ratio, 20, True),
         )
     )
-    pooled = med_of(
-        [r for r in d if "naive_threads_200ms" in r],
-        lambda r: (
-            r["system_200ms"]["per_second_sustained"]
-            / r["naive_threads_200ms"]["per_second_sustained"]
-        ),
-    )
+    threads = [r for r in d if "naive_threads_200ms" in r]
+    pooled = med_of(threads, versus("naive_threads_200ms"))
     rows.append(
         (
             "Dispatch at 200 ms vs one task per message (threads pool, `-c 100`)",
             "≥ 3×",
-            fmt(pooled, 1, "×"),
+            spread_fn(threads, versus("naive_threads_200ms")) + "×",
             _verdict(pooled, 3, True),
         )
     )
-    share = med_of(
-        d, lambda r: r["system_0ms"]["per_second_sustained"] / r["emulator_alone"]["per_second"]
-    )
+    greenlets = [r for r in d if "naive_gevent_200ms" in r]
+    if greenlets:
+        gratio = med_of(greenlets, versus("naive_gevent_200ms"))
+        rows.append(
+            (
+                "Dispatch at 200 ms vs one task per message (gevent pool, `-c 100`)",
+                "≥ 3× (as threads)",
+                spread_fn(greenlets, versus("naive_gevent_200ms")) + "×",
+                _verdict(gratio, 3, True),
+            )
+        )
+
+    def alone(r: Any) -> float:
+        return float(
+            100 * r["system_0ms"]["per_second_sustained"] / r["emulator_alone"]["per_second"]
+        )
+
+    share = med_of(d, alone)
+    loaded = any((_get(r, "load_at_start") or [0.0])[0] > BUSY_LOAD for r in d)
     rows.append(
         (
             "Dispatch at 0 ms vs the emulator alone",
             "≥ 50 %",
-            fmt(None if share is None else 100 * share, 0, " %"),
-            _verdict(share, 0.5, True),
+            spread_fn(d, alone, 0) + " %",
+            # The emulator-alone client (4 threads in the driver) is starved first on a busy
+            # machine, so the ratio rises with the load: no verdict can be read from it then.
+            "**no verdict**: measured under load, where the emulator-alone client is starved "
+            "(see Analysis)"
+            if loaded
+            else _verdict(None if share is None else share / 100, 0.5, True),
         )
     )
+    if loaded:
+        rows = [
+            (what, target, measured, f"{verdict} (on a loaded machine)")
+            if what.startswith("Dispatch at 200 ms")
+            else (what, target, measured, verdict)
+            for what, target, measured, verdict in rows
+        ]
 
     p = [r for r in _get(b, "pacing", "runs") or [] if "skipped" not in r]
     peak = med(p, "share_0", "max_in_any_1s_window")
@@ -152,7 +220,7 @@ def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             "Crisis reply during a burst of 1,000 routine replies: p99",
             "≤ 2,000 ms",
-            fmt(cp99, 0, " ms"),
+            spread_of(c, "crisis_reply", "p99_ms", nd=0, unit=" ms"),
             _verdict(cp99, 2000, False),
         )
     )
@@ -237,7 +305,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _runs_note(entry: dict[str, Any]) -> str:
     n = len(entry.get("runs") or []) or entry.get("result", {}).get("runs_per_database", 1)
     mode = "quick sizes (preliminary)" if entry.get("quick") else "full sizes"
-    return f"_{mode}; {n} run(s), medians shown; finished {entry.get('finished', '?')}._"
+    note = f"_{mode}; {n} run(s), medians shown; finished {entry.get('finished', '?')}._"
+    loads = loads_note(entry.get("runs") or [])
+    return f"{note} {loads}" if loads else note
 
 
 def section_planning(e: dict[str, Any]) -> list[str]:
@@ -288,10 +358,13 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
     runs = e["runs"]
     first = runs[0]
     lay = first.get("layout", {})
+    note = _runs_note(e)
+    if not e.get("quick") and (first.get("sizes") or {}).get("fast", 10_000) != 10_000:
+        note = note.replace("_full sizes;", "_shortened sizes (below);", 1)
     lines = [
         "## Dispatch end to end",
         "",
-        _runs_note(e),
+        note,
         "",
         f"Database: {first.get('database')}. Layout: urgent worker {lay.get('urgent_worker_threads')} "
         f"threads, {lay.get('bulk_worker_processes', 1)} bulk worker process(es) with {lay.get('bulk_worker_threads')} threads and "
@@ -305,6 +378,15 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
         f"the gevent pool with `-c {_get(first, 'naive_threads_200ms', 'concurrency') or 100}`.",
         "",
     ]
+    sizes = first.get("sizes") or {}
+    if sizes:
+        lines += [
+            "Sizes (messages per measurement): "
+            + ", ".join(f"{k} {v:,}" for k, v in sizes.items())
+            + " (`BENCH_DISPATCH_SIZES` can shorten them; `make bench`: alone 4,000, fast and "
+            "slow 10,000, naive_slow 200, naive_fast 600, pooled_slow and pooled_fast 2,000).",
+            "",
+        ]
     if first.get("naive_gevent_skipped"):
         lines += [f"gevent pool not measured: {first['naive_gevent_skipped']}.", ""]
     rows = []
@@ -324,8 +406,8 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
             [
                 label,
                 fmt(_get(first, key, "messages")),
-                fmt(med(runs, key, "per_second_sustained")),
-                fmt(med(runs, key, "per_second_total")),
+                spread_of(runs, key, "per_second_sustained"),
+                spread_of(runs, key, "per_second_total"),
                 fmt(med(runs, key, "first_accept_after"), 2, " s"),
                 fmt(max(_get(r, key, "duplicates") or 0 for r in runs)),
                 fmt(med(runs, key, "cpu_ms_per_message", "machine (all processes)"), 1),
@@ -335,7 +417,7 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
         [
             "emulator alone (4 keep-alive client threads)",
             fmt(_get(first, "emulator_alone", "messages")),
-            fmt(med(runs, "emulator_alone", "per_second")),
+            spread_of(runs, "emulator_alone", "per_second"),
             "",
             "",
             "",
@@ -346,15 +428,20 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
         [
             "",
             "messages",
-            "median msg/s sustained",
-            "median msg/s total",
+            "msg/s sustained: median (min–max)",
+            "msg/s total: median (min–max)",
             "first accept after t0",
             "duplicates",
             "machine CPU ms/msg",
         ],
         rows,
     )
-    lines += ["", "CPU milliseconds per message by process (median over runs):", ""]
+    lines += [
+        "",
+        "CPU milliseconds per message by process (median over runs; “machine” counts every "
+        "process on the machine, other work included):",
+        "",
+    ]
     procs = sorted(
         {k for r in runs for k in (_get(r, "system_0ms", "cpu_ms_per_message") or {})}
         | {k for r in runs for k in (_get(r, "system_200ms", "cpu_ms_per_message") or {})}
@@ -582,12 +669,12 @@ def section_crisis_during_burst(e: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["", "median p50", "median p99", "max (all runs)"],
+        ["", "p50: median (min–max)", "p99: median (min–max)", "max (all runs)"],
         [
             [
                 "crisis reply",
-                fmt(med(runs, "crisis_reply", "p50_ms"), 0, " ms"),
-                fmt(med(runs, "crisis_reply", "p99_ms"), 0, " ms"),
+                spread_of(runs, "crisis_reply", "p50_ms", nd=0, unit=" ms"),
+                spread_of(runs, "crisis_reply", "p99_ms", nd=0, unit=" ms"),
                 fmt(max(_get(r, "crisis_reply", "max_ms") or 0 for r in runs), 0, " ms"),
             ]
         ],
@@ -635,7 +722,7 @@ def section_crisis_burst(e: dict[str, Any]) -> list[str]:
         "crisis replies (patient sender, crisis level first), the on-call pages (their own "
         "sender, CHECKIN_ONCALL_FROM) and the HELP replies (they give way to crisis replies and "
         "go back to the dispatcher, whose tick is 1 s in the benchmark, 15 s by default). "
-        "p50 and max over the runs.",
+        "Median over the runs, (min–max) in brackets.",
         "",
     ]
     rows = []
@@ -648,8 +735,7 @@ def section_crisis_burst(e: dict[str, Any]) -> list[str]:
             "page_last_s",
             "other_reply_last_s",
         ):
-            vals = [x[key] for x in xs if x.get(key) is not None]
-            cells.append(f"{fmt(med(xs, key), 1)} / {fmt(max(vals) if vals else None, 1)}")
+            cells.append(spread((x.get(key) for x in xs), 1))
         missing = sum(
             x["crisis_replies_missing"] + x["pages_missing"] + x["others_missing"] for x in xs
         )
@@ -701,8 +787,10 @@ def render(results: dict[str, Any]) -> str:
             "> **Preliminary numbers.** "
             + ("Some benchmarks ran with `--quick` sizes. " if quick else "")
             + (
-                f"The machine was shared with other work (1-minute load average up to {max(busy):.1f} "
-                "when a benchmark started), so these figures are lower and noisier than on a quiet machine. "
+                f"Taken on a shared, loaded {machine.get('cores (nproc)', '?')}-core machine: other "
+                "work ran on it at the same time (1-minute load average up to "
+                f"{max(busy):.1f} when a benchmark started; each run's load is given beside it), so "
+                "these figures are lower and noisier than on a quiet machine. "
                 if busy and max(busy) > BUSY_LOAD
                 else ""
             )
@@ -714,12 +802,22 @@ def render(results: dict[str, Any]) -> str:
         ["", ""],
         [[k, str(v)] for k, v in machine.items()] + [[k, str(v)] for k, v in versions.items()],
     )
-    lines += ["", "## Targets (medians)", ""]
-    lines += _table(["what", "target", "measured", "verdict"], [list(r) for r in target_rows(b)])
+    lines += ["", "## Targets (medians; min–max over the runs in brackets where shown)", ""]
+    measured = [list(r) for r in target_rows(b) if r[2] not in ("–", "–×", "– %")]
+    lines += _table(["what", "target", "measured", "verdict"], measured)
+    previous = HERE / "PREVIOUS.md"  # figures of benchmarks not re-run since (hand-kept)
+    if previous.exists() and len(measured) < len(target_rows(b)):
+        lines += [
+            "",
+            "Targets of the benchmarks not in `bench/results/latest.json`: see "
+            "“Earlier figures, not re-run in this session” below.",
+        ]
     for name, fn in SECTIONS.items():
         if name in b:
             lines += ["", *fn(b[name])]
     lines += ["", *section_memory(b)]
+    if previous.exists():
+        lines += ["", previous.read_text().strip()]
     lines += ["", "## How to run", ""]
     lines += [
         "```sh",

@@ -121,8 +121,8 @@ SETTLE_LOAD = 1.0
 SETTLE_MAX_S = 150.0
 
 
-def _settle() -> float:
-    deadline = time.monotonic() + SETTLE_MAX_S
+def _settle(max_seconds: float = SETTLE_MAX_S) -> float:
+    deadline = time.monotonic() + max_seconds
     load = os.getloadavg()[0]
     while load > SETTLE_LOAD and time.monotonic() < deadline:
         time.sleep(5)
@@ -137,10 +137,29 @@ def load_latest() -> dict[str, Any]:
     return {"meta": {}, "benchmarks": {}}
 
 
+def loadavg() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (/proc/loadavg), kept beside every run: on a
+    shared machine they say how much of it the run had."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def _repeat(
     fn: Callable[[bool, int, str], dict[str, Any]], quick: bool, runs: int, kind: str
 ) -> dict[str, Any]:
-    return {"runs": [fn(quick, i + 1, kind) for i in range(runs)]}
+    out = []
+    for i in range(runs):
+        load_before, started = loadavg(), datetime.now(UTC).isoformat(timespec="seconds")
+        try:
+            result = fn(quick, i + 1, kind)
+        except Exception:
+            # One retry: on a shared machine a run can lose a race for a free port (the
+            # per-run redis-server), and the runs already done should not be thrown away.
+            log(f"run {i + 1} failed; once more:\n{traceback.format_exc()}")
+            load_before, started = loadavg(), datetime.now(UTC).isoformat(timespec="seconds")
+            result = fn(quick, i + 1, kind)
+        result.update(load_at_start=load_before, load_at_end=loadavg(), started=started)
+        out.append(result)
+    return {"runs": out}
 
 
 def run_one(name: str, quick: bool, runs: int) -> dict[str, Any]:
@@ -181,6 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite REPORT.md from the stored results"
     )
+    parser.add_argument(
+        "--settle-max",
+        type=float,
+        default=SETTLE_MAX_S,
+        metavar="SECONDS",
+        help="wait at most this long for the load to fall below 1.0 before each benchmark "
+        f"(default {SETTLE_MAX_S:g}; 0 on a machine shared with other work)",
+    )
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 3)
     if runs < 1:
@@ -203,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
         for name in args.only or NAMES:
             log(f"=== {name} ===")
-            load = _settle()
+            load = _settle(args.settle_max)
             start = time.monotonic()
             try:
                 entry = run_one(name, args.quick, runs)
@@ -218,10 +245,12 @@ def main(argv: list[str] | None = None) -> int:
                 finished=datetime.now(UTC).isoformat(timespec="seconds"),
             )
             this_run["benchmarks"][name] = entry
-            latest["benchmarks"][name] = entry
             (RESULTS / f"{stamp}.json").write_text(json.dumps(this_run, indent=1))
-        latest["meta"] = this_run["meta"]
-        LATEST.write_text(json.dumps(latest, indent=1))
+            # Re-read before merging: another `bench.run --only` may have finished meanwhile.
+            latest = load_latest()
+            latest["benchmarks"][name] = entry
+            latest["meta"] = this_run["meta"]
+            LATEST.write_text(json.dumps(latest, indent=1))
         log(f"results: {RESULTS / f'{stamp}.json'}")
         if failed:
             log(f"failed: {', '.join(failed)}")

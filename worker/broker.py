@@ -47,6 +47,11 @@ def split_url(url: str) -> tuple[str, dict[str, str]]:
     return (f"{base}?{rest}" if rest else base), options
 
 
+# Seconds. Bounds on every blocking broker call outside the workers' consuming loop.
+BROKER_SOCKET_TIMEOUT = 10.0
+BROKER_CONNECT_TIMEOUT = 5.0
+
+
 def transport_options(settings: Settings) -> dict[str, Any]:
     """Celery's `broker_transport_options` for the configured broker."""
     options: dict[str, Any] = {
@@ -59,6 +64,17 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     if settings.broker_kind == "sentinel" and settings.broker_url:
         _, query = split_url(settings.broker_url)
         options["master_name"] = query.get("master_name", DEFAULT_MASTER)
+    if settings.broker_kind in ("redis", "sentinel"):
+        # kombu's default is to wait forever: a publish (a webhook handing a reply to the
+        # workers, dispatch handing out sends) on a broker that vanished without closing the
+        # connection would hold its thread for good. The workers' BRPOP is not affected: kombu's
+        # event loop applies no socket timeout there and checks BRPOP's health itself.
+        options["socket_timeout"] = BROKER_SOCKET_TIMEOUT
+        options["socket_connect_timeout"] = BROKER_CONNECT_TIMEOUT
+    elif settings.broker_kind == "amqp":
+        # py-amqp's writes (publishes) likewise wait forever on a blocked or dead connection;
+        # reads are left to AMQP heartbeats, which the worker's event loop drives.
+        options["write_timeout"] = BROKER_SOCKET_TIMEOUT
     return options
 
 

@@ -212,6 +212,12 @@ class Settings(BaseSettings):
     # Used by the fault-injection suite to cross a DST change in minutes. Unset: real time.
     clock: str | None = None
     broker_visibility_timeout: int = Field(default=600, ge=10)
+    # Deadlines on every PostgreSQL connection of the app (docs/deadlines.md), in milliseconds;
+    # 0 turns one off; no effect on SQLite. A statement running longer is cancelled by the
+    # server; a session idle inside an open transaction longer is ended. Both well under the
+    # visibility timeout, so a hung query fails its task long before the broker redelivers it.
+    db_statement_timeout_ms: int = Field(default=30_000, ge=0, le=24 * 3600 * 1000)
+    db_idle_tx_timeout_ms: int = Field(default=60_000, ge=0, le=24 * 3600 * 1000)
     send_task_expires_seconds: int = Field(default=900, ge=10)
     log_json: bool = False
 
@@ -434,7 +440,7 @@ class Settings(BaseSettings):
         """What this process reads the time with: real UTC time, or the rehearsal clock of
         CHECKIN_CLOCK (anchored when first asked for, without an explicit ANCHOR)."""
         if self.clock is None:
-            return _real_now
+            return real_now
         cached = _CLOCKS.get(self.clock)
         if cached is None:
             cached = _CLOCKS.setdefault(self.clock, parse_clock(self.clock))
@@ -481,7 +487,8 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
-def _real_now() -> datetime:
+def real_now() -> datetime:
+    """Real UTC time: the one place outside the rehearsal clock that reads the system clock."""
     return datetime.now(UTC)
 
 

@@ -26,6 +26,11 @@ from worker.services.runtime import Runtime
 log = logging.getLogger(__name__)
 # The largest message accepted; SIU messages are a few kB.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# Seconds an ACK may wait for a sender that stopped reading before the connection is closed.
+# Reads have no such bound on purpose: interface engines keep one MLLP connection open and idle
+# for hours between messages, and an idle connection holds a coroutine, not a thread. The
+# database work per message is bounded by CHECKIN_DB_STATEMENT_TIMEOUT_MS.
+WRITE_TIMEOUT_SECONDS = 30.0
 
 
 def feed_context(rt: Runtime) -> FeedContext:
@@ -63,13 +68,13 @@ async def serve_connection(ctx: FeedContext, reader: Any, writer: Any) -> None:
                         text="not an MLLP-framed HL7 message",
                     ).encode()
                 )
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_SECONDS)
                 continue
             text = block.decode("utf-8", errors="replace")
             result = await asyncio.to_thread(handle, ctx, text)
             writer.writeblock(result.ack.encode("utf-8"))
-            await writer.drain()
-    except ConnectionError:
+            await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT_SECONDS)
+    except (ConnectionError, TimeoutError):
         return
     finally:
         writer.close()

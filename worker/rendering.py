@@ -112,6 +112,10 @@ class Renderer:
             "keep_trailing_newline": False,
             "trim_blocks": True,
             "lstrip_blocks": True,
+            # A compiled template is never re-checked against its file (that was a stat() per
+            # message on the send path): shipped and override templates change with a deploy
+            # (`checkin templates check` first) and take effect when the processes restart.
+            "auto_reload": False,
         }
         # Plain-text bodies (SMS, email text part, subjects) are not HTML: escaping would show
         # "&amp;" to the patient. Only the HTML part is autoescaped.

@@ -147,13 +147,18 @@ def test_patients_are_added_with_the_same_validation_as_the_command_line(
     assert r.json()["detail"] in cli_error
     for body, problem_text in [
         ({**bad, "phone": "+12125550102", "tz": "Mars/Olympus"}, "unknown time zone"),
-        ({**bad, "phone": None}, "channel sms needs"),
+        ({**bad, "phone": None}, "a phone number is required for the sms channel"),
         ({**bad, "phone": "+12125550102", "send_window": "22:00-08:00"}, "send window"),
         ({**bad, "phone": "+12125550102", "email": "not an address"}, "invalid email"),
     ]:
         r = api.post("/patients", body)
         assert r.status_code == 422 and problem_text in r.json()["detail"], r.text
 
+    # The service names the missing input in its own words; the API adds its field name.
+    r = api.post("/patients", {**bad, "phone": None})
+    assert r.json()["errors"] == [
+        {"field": "body.phone", "message": "a phone number is required for the sms channel"}
+    ]
     r = api.post("/patients", {})
     assert r.status_code == 422
     assert {e["field"] for e in r.json()["errors"]} == {"body.name", "body.tz", "body.channel"}
@@ -222,6 +227,16 @@ def test_the_care_plan_through_the_api_matches_the_command_line(clinic: Clinic, 
     daily_phq9 = {"instrument": "phq9", "rrule": "FREQ=DAILY;BYHOUR=9"}
     r = api.post(f"/patients/{pid}/schedules", daily_phq9)
     assert r.status_code == 422 and "weekly" in r.json()["detail"]
+    backwards = {**daily_phq9, "rrule": "FREQ=WEEKLY;BYHOUR=9", "start": str(monday),
+                 "until": str(monday - timedelta(days=1))}  # fmt: skip
+    r = api.post(f"/patients/{pid}/schedules", backwards)
+    assert r.status_code == 422 and "--" not in r.text, r.text
+    assert r.json()["errors"] == [
+        {
+            "field": "body.until",
+            "message": f"the end date {monday - timedelta(days=1)} is before the start date {monday}",
+        }
+    ]
     r = api.post(f"/patients/{pid}/enrollments", {"protocol": "nope", "start": str(monday)})
     assert r.status_code == 422 and "therapy-weekly" in r.json()["detail"]
 

@@ -192,12 +192,6 @@ def test_the_clock_crossing_the_spring_forward_gap(sqlite_url: str, tmp_path: Pa
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="KNOWN DEFECT (session 3): under CHECKIN_CLOCK at 150x, 19 rows stayed queued/sending "
-    "at the end (send leases and the 3 s recover pass run on real time, the stale rules on the "
-    "rehearsal clock); nothing lost or sent twice. To fix first next session.",
-)
 def test_the_clock_crossing_the_fall_back_overlap(pg_url: str, tmp_path: Path) -> None:
     """00:00 to 03:30 every half hour in New York on 7 November 2027, when 02:00 EDT becomes
     01:00 EST: 01:00 and 01:30 happen twice on the wall clock and are sent once, the first time."""

@@ -16,8 +16,11 @@ from checkin_emulator import TwilioEmulator
 from sqlalchemy import select, update
 
 from tests.integration.clinic import Clinic, open_clinic
+from worker.channels import ProviderMessage, SendResult
+from worker.services.outbound.claim import claim_and_prepare
 from worker.services.outbound.dispatch import claim_due
-from worker.services.outbound.reconcile import _move
+from worker.services.outbound.reconcile import _move, _resolve_sent
+from worker.services.outbound.record import Attempt, record
 from worker.services.outbound.send import STRAGGLER_SECONDS, SendPool, send_chunk, send_many
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, Consent, Message, Patient
@@ -208,3 +211,45 @@ def test_reconciliation_leaves_alone_a_row_that_was_sent_again_meanwhile(clinic:
     assert _move(clinic.rt, mid, "sending", "queued", nine, attempt=nine, reason="test")
     assert _rows(clinic, [mid])[mid].status == "queued"
     assert pids
+
+
+def test_a_row_reconciled_first_keeps_its_own_checkin_and_none_is_left_over(
+    clinic: Clinic,
+) -> None:
+    """The record step opens each sent check-in's CheckIn before it writes the rows `sent`, in
+    the same transaction. A row that reconciliation found at the provider and settled first
+    (with its own CheckIn) is not written again, and the CheckIn made for it is dropped: one
+    CheckIn per message, each linked from its row."""
+    first, second = "+12125550501", "+12125550502"
+    pids, nine = _daily_nine(clinic, [first, second])
+    ids = [mid for mid, _ in claim_due(clinic.rt, nine, 10)]
+    with session_scope(clinic.rt.sessions) as session:
+        claimed = claim_and_prepare(clinic.rt, session, ids, nine)
+    assert len(claimed.prepared) == 2
+    by_patient = {p.patient_id: p for p in claimed.prepared}
+    settled_first = by_patient[pids[first]]
+    # Reconciliation finds the first row at the provider while its send is still answering.
+    assert _resolve_sent(
+        clinic.rt,
+        settled_first.id,
+        "sending",
+        _rows(clinic, [settled_first.id])[settled_first.id].sending_at,
+        None,
+        ProviderMessage("SMreconciled", first, settled_first.body, nine, "queued"),
+        nine,
+    )
+    attempts = [
+        Attempt(p, nine, result=SendResult(provider_id=f"SM{p.id}", segments=1))
+        for p in claimed.prepared
+    ]
+    outcomes = record(clinic.rt, attempts)
+
+    assert outcomes == {p.id: "sent" for p in claimed.prepared}
+    rows = {m.patient_id: m for m in _rows(clinic, ids).values()}
+    assert rows[pids[first]].provider_id == "SMreconciled", "the reconciled row is left alone"
+    assert rows[pids[second]].provider_id == f"SM{by_patient[pids[second]].id}"
+    with session_scope(clinic.rt.sessions) as session:
+        checkins = {c.id: c.patient_id for c in session.scalars(select(CheckIn))}
+    assert sorted(checkins.values()) == sorted(pids.values()), "one CheckIn per patient"
+    for phone in (first, second):
+        assert checkins[rows[pids[phone]].checkin_id] == pids[phone]

@@ -22,6 +22,7 @@ def hammer(
     urgent: bool,
     max_segments: int,
     seed: int,
+    start_at: float = 0.0,
 ) -> list[tuple[float, int, bool]]:
     """Ask for turns as fast as the limiter allows for `seconds`. Each "request" is a sending
     delay of 0 to 60 ms after the grant (a busy or cold worker), its arrival at the provider,
@@ -31,6 +32,9 @@ def hammer(
     pacer = Pacer(client, rate=rate, urgent_share=share, margin=MARGIN)
     rng = random.Random(seed)
     grants: list[tuple[float, int, bool]] = []
+    # All processes press at once: a child that finished importing late (a loaded machine) would
+    # otherwise find the others done, or run alone, and the test would not be across processes.
+    time.sleep(max(0.0, start_at - time.time()))
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         segments = rng.randint(1, max_segments)

@@ -2,11 +2,14 @@
 
 The core property is checked as a property, not as a timing: whatever the processes do, no
 one-second window (sliding, at the Redis time of each grant) holds more segments than the rate.
+Where a test needs time to pass (a window, a provider's answer time, a lapse), it passes it in: a
+`StepClock` stands for Redis's clock and the pacer's sleep, so answers are exact, not timed.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,16 +32,29 @@ from worker.store.models import Message
 FROM = "+12125550000"
 
 
-def db_url_of(redis_url: str, index: int) -> str:
-    """The same server, another database: other tests flush database 0."""
-    return redis_url.rsplit("/", 1)[0] + f"/{index}"
-
-
 @pytest.fixture
 def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(db_url_of(redis_url, 5))
+    # Every test paces a sender of its own (a random number): nothing is shared between tests.
+    c = redis.Redis.from_url(redis_url)
     yield c
     c.close()
+
+
+#: Redis's scripts count whole microseconds.
+US = 1e-6
+
+
+class StepClock:
+    """Time that passes only when told: the pacer's clock (instead of Redis's) and its sleep."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0  # whole microseconds from here on: exact in the scripts
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def sender() -> str:
@@ -87,11 +103,12 @@ def test_the_sender_is_the_from_number_else_the_messaging_service() -> None:
 def test_no_one_second_window_holds_more_than_the_rate_across_processes(redis_url: str) -> None:
     rate, share, seconds = 20, 0.25, 4.0
     who = sender()
-    url = db_url_of(redis_url, 5)
+    url = redis_url
     # Three bulk processes and one urgent, messages of one to three segments, asking again as
     # soon as they may (or sooner): far more demand than the sender allows. Each grant is
     # counted when its request arrives at the "provider", some time after the grant.
-    jobs = [(url, who, rate, share, seconds, i == 3, 3, i) for i in range(4)]
+    start_at = time.time() + 5  # after every spawned child has imported
+    jobs = [(url, who, rate, share, seconds, i == 3, 3, i, start_at) for i in range(4)]
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(len(jobs)) as pool:
         results = pool.starmap(hammer, jobs)
@@ -137,11 +154,15 @@ def test_urgent_messages_may_use_what_bulk_leaves(client: redis.Redis) -> None:
 def test_a_message_of_several_segments_holds_the_sender_for_as_many_slots(
     client: redis.Redis,
 ) -> None:
-    pacer = Pacer(client, rate=1, urgent_share=0.0, margin=0.0)
+    clock = StepClock()
+    pacer = Pacer(client, rate=1, urgent_share=0.0, margin=0.0, clock=clock)
     who = sender()
     assert pacer.acquire(who, segments=2) == 0.0
-    wait = pacer.acquire(who, urgent=True)
-    assert 1.5 < wait <= 2.0, wait
+    assert pacer.acquire(who, urgent=True) == 2.0
+    clock.sleep(1.999)
+    assert pacer.acquire(who, urgent=True) == pytest.approx(0.001, abs=US)
+    clock.sleep(0.001)
+    assert pacer.acquire(who, urgent=True) == 0.0
 
 
 def test_a_message_longer_than_the_window_waits_for_an_empty_one(client: redis.Redis) -> None:
@@ -174,49 +195,51 @@ def test_a_rate_of_zero_is_not_paced(client: redis.Redis) -> None:
 def test_a_slot_in_flight_counts_until_the_provider_answers_and_a_window_after(
     client: redis.Redis,
 ) -> None:
-    import time
-
-    pacer = Pacer(client, rate=1, urgent_share=0.0)
+    clock = StepClock()
+    pacer = Pacer(client, rate=1, urgent_share=0.0, clock=clock)
     who = sender()
     first = pacer.try_acquire(who)
     assert first.grant is not None
-    time.sleep(1.2)  # longer than the window: only the missing answer holds the slot now
+    clock.sleep(5.0)  # longer than the window: only the missing answer holds the slot now
     assert pacer.acquire(who, urgent=True) == 1.0, "in flight: at least a window from now"
     answered = pacer.answered(first.grant)
-    assert answered is not None
+    assert answered == pytest.approx(clock.now, abs=US), "cold: dated at the answer itself"
+    clock.sleep(0.25)
     later = pacer.try_acquire(who, urgent=True)
     assert later.grant is None
-    assert later.wait == pytest.approx(answered + 1.0 - later.at, abs=1e-5)
+    assert later.wait == pytest.approx(0.75, abs=US), "a window from the answer"
+    clock.sleep(0.75)
+    assert pacer.acquire(who, urgent=True) == 0.0
 
 
 def test_once_warm_a_slot_is_dated_when_its_request_can_last_have_arrived(
     client: redis.Redis,
 ) -> None:
-    import time
-
-    pacer = Pacer(client, rate=1, urgent_share=0.0)
+    clock = StepClock()
+    pacer = Pacer(client, rate=1, urgent_share=0.0, clock=clock)
     who = sender()
     assert pacer.answer_floor == 0.0, "cold: slots are dated at the answer"
     opening = pacer.try_acquire(who)
     assert opening.grant is not None
+    clock.sleep(0.5)  # a thread's first request also opens its connection
     pacer.answered(opening.grant, learn=True)
     assert pacer.answer_floor == 0.0, "a thread's first request teaches nothing"
-    time.sleep(1.05)
+    clock.sleep(1.0)
     first = pacer.try_acquire(who)
     assert first.grant is not None
-    time.sleep(0.3)  # the provider takes 300 ms to answer
+    clock.sleep(0.3)  # the provider takes 300 ms to answer
     pacer.answered(first.grant, learn=True)
-    assert pacer.answer_floor == pytest.approx(0.3, abs=0.05)
-    time.sleep(1.0)
+    assert pacer.answer_floor == pytest.approx(0.3, abs=US)
+    clock.sleep(1.0)
     second = pacer.try_acquire(who)
     assert second.grant is not None
-    time.sleep(0.3)
+    clock.sleep(0.3)
     pacer.answered(second.grant, learn=True)
     third = pacer.try_acquire(who)
-    # Dated about at the grant (answer less 300 ms), not at the answer: a window from then.
+    # Dated at the grant (the answer less 300 ms), not at the answer: a window from then.
     assert third.grant is None
-    assert third.wait == pytest.approx(second.at + 1.0 - third.at, abs=0.05)
-    assert third.wait < 0.8
+    assert third.wait == pytest.approx(0.7, abs=US)
+    assert second.at + 1.0 - third.at == pytest.approx(third.wait, abs=US)
 
 
 def test_a_failed_request_teaches_nothing(client: redis.Redis) -> None:
@@ -229,13 +252,14 @@ def test_a_failed_request_teaches_nothing(client: redis.Redis) -> None:
 
 
 def test_the_slot_of_a_request_whose_answer_never_comes_lapses(client: redis.Redis) -> None:
-    import time
-
-    pacer = Pacer(client, rate=1, urgent_share=0.0, hold=0.3)
+    clock = StepClock()
+    pacer = Pacer(client, rate=1, urgent_share=0.0, hold=0.3, clock=clock)
     who = sender()
     assert pacer.try_acquire(who).granted  # and the worker dies before the provider answers
-    assert pacer.acquire(who) > 0
-    time.sleep(0.3 + 1.0 + 0.05)
+    assert pacer.acquire(who) == 1.0, "in flight: a window from now"
+    clock.sleep(0.3 + 1.0 - 0.001)
+    assert pacer.acquire(who) > 0, "held until `hold`, then a window"
+    clock.sleep(0.001)
     assert pacer.acquire(who) == 0.0
 
 
@@ -255,6 +279,23 @@ def test_a_turn_waits_for_the_slot_and_gives_up_past_the_longest_wait(
     assert turn.grant is None
     assert turn.defer is not None and 5 < turn.defer <= 6
     assert slept == [], "past the longest wait it does not sleep at all"
+
+
+def test_a_turn_sleeps_until_the_window_frees_and_says_how_long_it_waited(
+    client: redis.Redis,
+) -> None:
+    clock = StepClock()
+    pacer = Pacer(client, rate=1, urgent_share=0.0, max_wait=10, clock=clock, sleep=clock.sleep)
+    who = sender()
+    first = pacer.turn(1, urgent=False, sender=who)
+    assert first.grant is not None and first.waited == 0.0
+    clock.sleep(0.4)  # the provider answers after 400 ms: the slot counts a window from then
+    pacer.answered(first.grant)
+    second = pacer.turn(1, urgent=False, sender=who)
+    assert second.grant is not None and second.defer is None
+    # One sleep of the window's rest, plus under 5 ms of jitter.
+    assert 1.0 <= second.waited < 1.0 + 0.005
+    assert second.grant.at - first.grant.at == pytest.approx(0.4 + second.waited, abs=US)
 
 
 # ---------------------------------------------------------------- sending through the pacer
@@ -308,7 +349,7 @@ def test_a_busy_sender_puts_bulk_back_and_lets_urgent_through(
     rt = _runtime(
         db_url,
         twilio_emulator,
-        db_url_of(redis_url, 5),
+        redis_url,
         sms_rate=2,
         urgent_share=0.5,  # bulk one a second, urgent another
         sms_pace_max_wait_seconds=0.01,

@@ -214,7 +214,7 @@ def test_consent_withdrawn_after_planning_suppresses_and_regranting_resumes(
         (["--phone", "+12125550101", "--send-window", "25:00-08:00"], "send window"),
         (["--phone", "+12125550101", "--language", "fr"], "language"),
         (["--phone", "+12125550101", "--consent", "fax"], "consent"),
-        (["--channel", "email"], "needs --email"),
+        (["--channel", "email"], "an email address is required for the email channel (--email)"),
     ],
 )
 def test_bad_patient_input_is_refused_and_writes_nothing(

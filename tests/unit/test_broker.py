@@ -72,3 +72,32 @@ def test_a_crisis_reply_goes_on_its_own_queue_and_at_a_high_priority_on_rabbitmq
 )
 def test_a_worker_on_urgent_also_reads_crisis_first(given: str, consumed: str) -> None:
     assert with_crisis(given) == consumed
+
+
+def test_a_publish_to_a_broker_that_never_answers_fails_within_a_bound() -> None:
+    # A Redis that accepts the connection and then says nothing (a failover, a dropped NAT
+    # entry): kombu's default would wait forever, holding the web or worker thread.
+    import socket
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kombu.exceptions import OperationalError
+
+    from worker.celery_app import create_celery
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        app = create_celery(make_settings("sqlite://", broker_url=f"redis://127.0.0.1:{port}/0"))
+        options = app.conf.broker_transport_options
+        assert options["socket_timeout"] == broker.BROKER_SOCKET_TIMEOUT
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(app.send_task, "checkin.plan", retry=False)
+            # Far beyond the 10 s socket timeout: still running by then, it was not bounded.
+            error = future.exception(timeout=60)
+    assert isinstance(error, OperationalError) and "Timeout" in str(error)
+
+
+def test_rabbitmq_publishes_are_bounded_too() -> None:
+    options = broker.transport_options(make_settings("sqlite://", broker_url=AMQP, sms_rate=0))
+    assert options["write_timeout"] == broker.BROKER_SOCKET_TIMEOUT

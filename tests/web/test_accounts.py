@@ -99,11 +99,11 @@ def test_a_disabled_account_cannot_sign_in_and_its_tokens_stop(rt: Runtime) -> N
         uid = add(session).id
         token = accounts.issue_api_token(session, uid, name="script", now=NOW)
     with session_scope(rt.sessions) as session:
-        assert accounts.token_user(session, token) is not None
+        assert accounts.token_user(session, token, now=NOW) is not None
         accounts.disable_user(session, uid, now=NOW)
     with session_scope(rt.sessions) as session:
         assert accounts.authenticate(session, "dr.rivera@clinic.example", PASSWORD) is None
-        assert accounts.token_user(session, token) is None
+        assert accounts.token_user(session, token, now=NOW) is None
 
 
 def test_api_tokens_are_stored_as_sha256_and_record_their_last_use(rt: Runtime) -> None:
@@ -119,8 +119,11 @@ def test_api_tokens_are_stored_as_sha256_and_record_their_last_use(rt: Runtime) 
         assert user is not None and user.id == uid
     with session_scope(rt.sessions) as session:
         assert session.scalars(select(ApiToken)).one().last_used_at == later
-        assert accounts.token_user(session, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
-        assert accounts.token_user(session, "") is None
+        assert (
+            accounts.token_user(session, token[:-1] + ("A" if token[-1] != "A" else "B"), now=NOW)
+            is None
+        )
+        assert accounts.token_user(session, "", now=NOW) is None
 
 
 def test_a_revoked_token_is_refused(rt: Runtime) -> None:
@@ -131,7 +134,7 @@ def test_a_revoked_token_is_refused(rt: Runtime) -> None:
     with session_scope(rt.sessions) as session:
         accounts.revoke_api_token(session, token_id, now=NOW)
     with session_scope(rt.sessions) as session:
-        assert accounts.token_user(session, token) is None
+        assert accounts.token_user(session, token, now=NOW) is None
 
 
 def test_two_tokens_are_different_and_each_names_its_user(rt: Runtime) -> None:
@@ -142,7 +145,10 @@ def test_two_tokens_are_different_and_each_names_its_user(rt: Runtime) -> None:
         tb = accounts.issue_api_token(session, b, name="b", now=NOW)
     assert ta != tb
     with session_scope(rt.sessions) as session:
-        ua, ub = accounts.token_user(session, ta), accounts.token_user(session, tb)
+        ua, ub = (
+            accounts.token_user(session, ta, now=NOW),
+            accounts.token_user(session, tb, now=NOW),
+        )
         assert ua is not None and ub is not None
         assert (ua.id, ub.id, ub.role) == (a, b, "frontdesk")
 

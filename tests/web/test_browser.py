@@ -198,7 +198,9 @@ def test_booking_an_appointment_shows_its_reminders_in_the_preview(
     page.evaluate("document.querySelector('#book-at').type = 'text'")
     page.fill("#book-at", "next tuesday")
     page.get_by_role("button", name="Book").click()
-    assert "--at must be YYYY-MM-DDTHH:MM" in page.inner_text("#appointments .error")
+    assert "the appointment time must be YYYY-MM-DDTHH:MM" in page.inner_text(
+        "#appointments .error"
+    )
     with session_scope(clinic.rt.sessions) as session:
         assert len(session.scalars(select(Appointment)).all()) == 1
 

@@ -105,7 +105,7 @@ def test_users_token_prints_a_working_token_once(db_url: str) -> None:
     rt = build_runtime(make_settings(db_url))
     try:
         with session_scope(rt.sessions) as session:
-            user = accounts.token_user(session, token)
+            user = accounts.token_user(session, token, now=rt.now())
             assert user is not None and user.id == uid
             (row,) = session.scalars(select(ApiToken)).all()
             assert row.name == "nightly export" and token not in row.token_hash
@@ -128,7 +128,7 @@ def test_users_disable_ends_sign_in_and_tokens(db_url: str) -> None:
     rt = build_runtime(make_settings(db_url))
     try:
         with session_scope(rt.sessions) as session:
-            assert accounts.token_user(session, token) is None
+            assert accounts.token_user(session, token, now=rt.now()) is None
             assert accounts.authenticate(session, "a@clinic.example", PASSWORD) is None
     finally:
         rt.close()

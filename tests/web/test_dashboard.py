@@ -213,7 +213,7 @@ def test_acknowledge_and_resolve_record_who_and_when(clinic: Clinic, web: Browse
     # An urgent follow-up needs a note: the service's own message, and nothing changes.
     r = web.post(f"/followups/{fid}/resolve", {"note": "  "})
     assert r.status_code == 422
-    assert "cannot be resolved without a --note of the action taken" in r.text
+    assert "cannot be resolved without a note of the action taken" in r.text
     assert followup(clinic, fid).status == "acknowledged"
     r = web.post(f"/followups/{fid}/resolve", {"note": "Called her, safety plan reviewed."})
     assert r.status_code == 303
@@ -364,7 +364,7 @@ def test_booking_rescheduling_and_cancelling_through_the_forms(
     assert r.status_code == 422 and "the appointment time is in the past" in r.text
     r = web.post(f"{page}/appointments", {"kind": "surgery", "at": local_at(5, 10)},
                  token_from=page)  # fmt: skip
-    assert r.status_code == 422 and "--kind must be one of" in r.text
+    assert r.status_code == 422 and "the appointment kind must be one of" in r.text
     at = local_at(5, 14)
     r = web.post(f"{page}/appointments", {"kind": "infusion", "at": at, "location": "Suite 2"},
                  token_from=page)  # fmt: skip
@@ -382,7 +382,7 @@ def test_booking_rescheduling_and_cancelling_through_the_forms(
     r = web.post(f"/appointments/{aid}/reschedule", {"at": local_at(6, 9)}, token_from=page)
     assert r.status_code == 303
     r = web.post(f"/appointments/{aid}/reschedule", {"at": "tomorrow"}, token_from=page)
-    assert r.status_code == 422 and "--at must be YYYY-MM-DDTHH:MM" in r.text
+    assert r.status_code == 422 and "the appointment time must be YYYY-MM-DDTHH:MM" in r.text
     r = web.post(f"/appointments/{aid}/cancel", {}, token_from=page)
     assert r.status_code == 303
     with session_scope(clinic.rt.sessions) as session:

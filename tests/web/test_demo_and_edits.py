@@ -117,7 +117,7 @@ def test_an_unchanged_form_writes_nothing_and_bad_input_changes_nothing(rt: Runt
     assert edit(rt, pid) == []
     for bad, message in (
         ({"phone": "12"}, "invalid phone number"),
-        ({"channel": "email"}, "channel email needs --email"),
+        ({"channel": "email"}, "an email address is required for the email channel"),
         ({"send_window": "25:00-26:00"}, "send window"),
         ({"language": "fr"}, "language must be one of"),
         ({"name": " "}, "name is empty"),

@@ -111,7 +111,7 @@ def test_resolving_from_the_page_keeps_the_note_when_refused(clinic: Clinic, web
     token = web.csrf(path)
     r = web.http.post(f"{path}/resolve", data={"csrf": token, "back": path, "note": "   "})
     assert r.status_code == 422
-    assert "cannot be resolved without a --note" in r.text and f'id="f{fid}"' in r.text
+    assert "cannot be resolved without a note" in r.text and f'id="f{fid}"' in r.text
     assert _status(clinic, fid) == "open"
     note = "Called; safety plan <reviewed>"
     r = web.http.post(f"{path}/resolve", data={"csrf": token, "back": path, "note": note})

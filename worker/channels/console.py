@@ -10,11 +10,13 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO
 
 from worker.channels import ProviderMessage, SendResult
+from worker.config import real_now
 from worker.domain.sms_text import encoding, segments
 
 _RULE = "-" * 60
@@ -44,8 +46,13 @@ class ConsoleEmailRecord:
 class _ConsoleBase:
     name = "console"
 
-    def __init__(self, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = real_now
+    ) -> None:
         self._stream = stream
+        # The settings' clock (build_channels passes it), so that a CHECKIN_CLOCK rehearsal
+        # stamps what the console "sent" with the rehearsal's time, as the rows are.
+        self._clock = clock
         self._lock = threading.Lock()
 
     def _write(self, block: str) -> None:
@@ -59,8 +66,10 @@ class ConsoleSms(_ConsoleBase):
 
     can_reconcile = False
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream)
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = real_now
+    ) -> None:
+        super().__init__(stream, clock=clock)
         self._sent: list[ConsoleSmsRecord] = []
 
     @property
@@ -76,7 +85,7 @@ class ConsoleSms(_ConsoleBase):
             to=to,
             body=body,
             status_callback=status_callback,
-            at=datetime.now(UTC),
+            at=self._clock(),
             sender=sender,
         )
         parts = segments(body)
@@ -96,8 +105,10 @@ class ConsoleSms(_ConsoleBase):
 class ConsoleEmail(_ConsoleBase):
     """Prints each email (headers, text part, and the size of any HTML part); keeps `.sent`."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        super().__init__(stream)
+    def __init__(
+        self, stream: TextIO | None = None, *, clock: Callable[[], datetime] = real_now
+    ) -> None:
+        super().__init__(stream, clock=clock)
         self._sent: list[ConsoleEmailRecord] = []
 
     @property
@@ -115,7 +126,7 @@ class ConsoleEmail(_ConsoleBase):
             text=text,
             html=html,
             message_id=message_id,
-            at=datetime.now(UTC),
+            at=self._clock(),
         )
         html_note = "" if html is None else f"\n[HTML alternative: {len(html)} characters]"
         block = (

@@ -38,7 +38,7 @@ def build_channels(settings: Settings, *, stream: TextIO | None = None) -> Chann
             pool_size=settings.send_concurrency + 4,
         )
     else:
-        sms = ConsoleSms(stream)
+        sms = ConsoleSms(stream, clock=settings.now)
 
     email: EmailChannel
     if settings.email_backend == "smtp":
@@ -58,5 +58,5 @@ def build_channels(settings: Settings, *, stream: TextIO | None = None) -> Chann
             timeout=settings.smtp_timeout_seconds,
         )
     else:
-        email = ConsoleEmail(stream)
+        email = ConsoleEmail(stream, clock=settings.now)
     return Channels(sms=sms, email=email)

@@ -35,6 +35,9 @@ from twilio.http import HttpClient
 from twilio.http.response import Response
 
 TWILIO_API_URL = "https://api.twilio.com"
+#: Never retried (a repeated POST could send an SMS twice), never redirected: built once, where
+#: `retries=False` would make urllib3 build one per request.
+NO_RETRY = urllib3.Retry(total=False, redirect=False)
 
 
 def _pool_manager(url: str, pool_size: int) -> urllib3.PoolManager:
@@ -142,7 +145,7 @@ class ApiUrlHttpClient(HttpClient):  # type: ignore[misc]
                 self._timeout if timeout is None else urllib3.Timeout(connect=timeout, read=timeout)
             ),
             redirect=allow_redirects,
-            retries=False,
+            retries=NO_RETRY if not allow_redirects else False,
         )
         if response.status == 429:
             self.last_retry_after = parse_retry_after(response.headers)

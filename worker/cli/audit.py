@@ -40,7 +40,7 @@ def audit_list(
         )
         audit.access(
             session,
-            now=datetime.now(UTC),
+            now=rt.now(),
             action="view",
             entity="audit",
             detail={"patient": patient, "user": user},

@@ -72,21 +72,39 @@ def production_settings() -> Settings:
     return s
 
 
+# The flag of each input a service names in InvalidInput.field, where it is not simply
+# "--" + the field: services speak the domain's words, the flag is this entry point's.
+FLAGS: dict[str, str] = {"starts_at": "--at", "send_window": "--send-window"}
+
+
+def flag_for(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
 @contextmanager
 def service_errors() -> Iterator[None]:
-    """Turn the errors a service raises for bad input into one line and exit status 1."""
+    """Turn the errors a service raises for bad input into one line and exit status 1; an
+    error about one input ends with the flag that gave it, e.g. "... (--by)"."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     from worker.services.errors import InvalidInput, NotFound
 
     try:
         yield
-    except (InvalidInput, NotFound) as exc:
+    except InvalidInput as exc:
+        # Not stripped of quotes (NotFound's are): a message may end with a quoted value.
+        message = str(exc)
+        fail(f"{message} ({flag_for(exc.field)})" if exc.field else message)
+    except NotFound as exc:
         fail(str(exc).strip("'\""))
     except (OperationalError, ProgrammingError) as exc:
         text = str(exc.orig) if exc.orig is not None else str(exc)
         if "no such table" in text or "does not exist" in text:
             fail("the database is not set up: run `checkin db upgrade`", 2)
+        from worker.store.db import deadline_passed
+
+        if (deadline := deadline_passed(exc)) is not None:
+            fail(deadline, 2)
         raise
 
 
@@ -104,14 +122,12 @@ def audit_read(
     """Record a look at patient data from the command line (with the OS user: see runtime())."""
     from worker.services.records import audit
 
-    audit.access(
-        session, now=datetime.now(UTC), action=action, patient_id=patient_id, entity=entity
-    )
+    audit.access(session, now=settings().now(), action=action, patient_id=patient_id, entity=entity)
 
 
 def parse_now(value: str | None) -> datetime:
     if value is None:
-        return datetime.now(UTC)
+        return settings().now()  # real time, or the CHECKIN_CLOCK rehearsal clock
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -6,7 +6,6 @@ Kept apart from worker/cli.py so that the FHIR models (a heavy import) load only
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 
 import typer
 
@@ -40,7 +39,7 @@ def export_cmd(
     with runtime() as rt, transaction(rt) as session:
         text = export_patient(session, patient, fmt, now=at, base_url=rt.settings.public_url)
         # Recorded with the OS user who ran the command (bound by worker.cli.runtime).
-        audit.access(session, now=datetime.now(UTC), action="export", patient_id=patient,
+        audit.access(session, now=rt.now(), action="export", patient_id=patient,
                      detail={"format": fmt})  # fmt: skip
     if as_json:
         data = json.loads(text) if fmt == "fhir" else list(csv.DictReader(io.StringIO(text)))

@@ -8,7 +8,6 @@ nothing written.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -120,7 +119,7 @@ def patients_add(
     with runtime() as rt, transaction(rt) as session:
         patient = add_patient(
             session,
-            now=datetime.now(UTC),
+            now=rt.now(),
             name=name,
             tz=tz,
             channel=channel,
@@ -151,7 +150,7 @@ def patients_update(
 
     with runtime() as rt, transaction(rt) as session:
         patient, changed = set_questionnaire_mode(
-            session, patient_id, questionnaire_mode, now=datetime.now(UTC), actor="cli"
+            session, patient_id, questionnaire_mode, now=rt.now(), actor="cli"
         )
         data = patient_dict(patient) | {"changed": changed}
     emit(
@@ -214,8 +213,8 @@ def patients_consent(
     """Record or withdraw consent on a channel (withdrawal suppresses pending messages)."""
     from worker.services.records.patients import consent_state, grant_consent, withdraw_consent
 
-    at = datetime.now(UTC)
     with runtime() as rt, transaction(rt) as session:
+        at = rt.now()
         if withdraw:
             n = withdraw_consent(session, patient_id, channel, now=at, source=source, actor="cli")
             result: dict[str, Any] = {"withdrawn": True, "suppressed": n}
@@ -288,7 +287,7 @@ def enroll_cmd(
                 patient_id,
                 protocol_named(protocols, protocol),
                 start=start_date,
-                now=datetime.now(UTC),
+                now=rt.now(),
             )
             data = {"id": enrollment.id, "schedules": [s.id for s in schedules]}
     emit(data, as_json, lambda d: f"enrollment {d['id']} with {len(d['schedules'])} schedules")
@@ -318,7 +317,7 @@ def schedules_add(
         s = add_schedule(
             session,
             patient_id,
-            now=datetime.now(UTC),
+            now=rt.now(),
             instrument=instrument,
             rrule=rrule,
             start=start_date,
@@ -344,7 +343,7 @@ def _set_schedule(schedule_id: int, status: str, as_json: bool) -> None:
     from worker.services.records.schedules import set_schedule_status
 
     with runtime() as rt, transaction(rt) as session:
-        s = set_schedule_status(session, schedule_id, status, now=datetime.now(UTC))
+        s = set_schedule_status(session, schedule_id, status, now=rt.now())
         data = schedule_dict(s)
     emit(data, as_json, lambda d: f"schedule {d['id']} is {d['status']}")
 
@@ -382,9 +381,7 @@ def appointments_add(
     from worker.services.records.appointments import add_appointment
 
     with runtime() as rt, transaction(rt) as session:
-        a = add_appointment(
-            session, patient_id, now=datetime.now(UTC), kind=kind, at=at, location=location
-        )
+        a = add_appointment(session, patient_id, now=rt.now(), kind=kind, at=at, location=location)
         aid = a.id
     emit({"id": aid}, as_json, lambda d: f"appointment {d['id']} booked")
 
@@ -400,7 +397,7 @@ def appointments_reschedule(
     from worker.services.records.patients import get_patient
 
     with runtime() as rt, transaction(rt) as session:
-        a = reschedule(session, appointment_id, now=datetime.now(UTC), at=at)
+        a = reschedule(session, appointment_id, now=rt.now(), at=at)
         data = appointment_dict(a, get_patient(session, a.patient_id).tz)
     emit(data, as_json, lambda d: f"appointment {d['id']} moved to {d['local_time']}")
 
@@ -411,7 +408,7 @@ def appointments_cancel(appointment_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.records.appointments import cancel
 
     with runtime() as rt, transaction(rt) as session:
-        a = cancel(session, appointment_id, now=datetime.now(UTC))
+        a = cancel(session, appointment_id, now=rt.now())
         data = appointment_dict(a)
     emit(data, as_json, lambda d: f"appointment {d['id']} cancelled")
 
@@ -522,7 +519,7 @@ def followups_ack(
     from worker.services.read.views import followup_dict
 
     with runtime() as rt, transaction(rt) as session:
-        data = followup_dict(acknowledge(session, followup_id, by=by, now=datetime.now(UTC)))
+        data = followup_dict(acknowledge(session, followup_id, by=by, now=rt.now()))
     emit(data, as_json, lambda d: f"follow-up {d['id']} acknowledged by {d['acknowledged_by']}")
 
 
@@ -538,7 +535,7 @@ def followups_resolve(
     from worker.services.read.views import followup_dict
 
     with runtime() as rt, transaction(rt) as session:
-        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=datetime.now(UTC)))
+        data = followup_dict(resolve(session, followup_id, by=by, note=note, now=rt.now()))
     emit(data, as_json, lambda d: f"follow-up {d['id']} resolved by {d['resolved_by']}")
 
 
@@ -569,7 +566,7 @@ def demo_cmd(as_json: bool = JsonOpt) -> None:
     from worker.services.demo.clinic import seed_demo
 
     with runtime() as rt, service_errors():
-        data = seed_demo(rt, datetime.now(UTC))
+        data = seed_demo(rt, rt.now())
     emit(data, as_json)
 
 

@@ -7,7 +7,6 @@ Passwords are never taken as a command-line argument (they would end up in shell
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -72,7 +71,7 @@ def users_add(
     from worker.services.records import audit, twofactor
 
     with runtime() as rt, transaction(rt) as session:
-        now = datetime.now(UTC)
+        now = rt.now()
         user = create_user(session, name=name, email=email, role=role, password=password, now=now)
         data: dict[str, Any] = {"id": user.id}
         if twofactor.required(rt.settings, user):
@@ -95,7 +94,7 @@ def users_reset_2fa(user_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.records.accounts import end_web_sessions, get_user
 
     with runtime() as rt, transaction(rt) as session:
-        now = datetime.now(UTC)
+        now = rt.now()
         user = get_user(session, user_id)
         twofactor.reset(user)
         end_web_sessions(session, user_id, now=now)
@@ -117,7 +116,7 @@ def users_unlock(user_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.records.signin_throttle import unlock
 
     with runtime() as rt, transaction(rt) as session:
-        data = user_dict(unlock(session, user_id, datetime.now(UTC)))
+        data = user_dict(unlock(session, user_id, rt.now()))
     emit(data, as_json, lambda d: f"user {d['id']} unlocked")
 
 
@@ -132,7 +131,7 @@ def users_token(
     from worker.services.records.accounts import issue_api_token
 
     with runtime() as rt, transaction(rt) as session:
-        token = issue_api_token(session, user_id, name=name, now=datetime.now(UTC))
+        token = issue_api_token(session, user_id, name=name, now=rt.now())
     emit({"user_id": user_id, "name": name, "token": token}, as_json, lambda d: d["token"])
     if not as_json:
         typer.echo("Keep this token now: it is stored only as a hash.", err=True)
@@ -156,7 +155,7 @@ def users_disable(user_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.records.accounts import disable_user
 
     with runtime() as rt, transaction(rt) as session:
-        data = user_dict(disable_user(session, user_id, now=datetime.now(UTC)))
+        data = user_dict(disable_user(session, user_id, now=rt.now()))
     emit(data, as_json, lambda d: f"user {d['id']} disabled")
 
 
@@ -172,7 +171,7 @@ def users_password(
 
     password = _read_password(password_stdin)
     with runtime() as rt, transaction(rt) as session:
-        data = user_dict(set_password(session, user_id, password))
+        data = user_dict(set_password(session, user_id, password, now=rt.now()))
     emit(data, as_json, lambda d: f"password of user {d['id']} changed")
 
 
@@ -183,7 +182,7 @@ def users_revoke_token(token_id: int, as_json: bool = JsonOpt) -> None:
     from worker.services.records.accounts import revoke_api_token
 
     with runtime() as rt, transaction(rt) as session:
-        row = revoke_api_token(session, token_id, now=datetime.now(UTC))
+        row = revoke_api_token(session, token_id, now=rt.now())
         data = {"id": row.id, "revoked_at": iso(row.revoked_at)}
     emit(data, as_json, lambda d: f"token {d['id']} revoked")
 

@@ -104,9 +104,7 @@ def parse_rrule(text: str) -> str:
     """
     body = text.strip()
     if "DTSTART" in body.upper():
-        raise ScheduleError(
-            "DTSTART is not allowed in the RRULE: give the start date separately (--start)"
-        )
+        raise ScheduleError("DTSTART is not allowed in the RRULE: give the start date separately")
     if body.upper().startswith("RRULE:"):
         body = body[len("RRULE:") :].strip()
     if not body:

@@ -78,7 +78,12 @@ def build_runtime(
         from worker.channels.factory import build_channels
 
         channels = build_channels(settings)
-    engine = make_engine(settings.database_url, pool_size=pool_size)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=pool_size,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+        idle_tx_timeout_ms=settings.db_idle_tx_timeout_ms,
+    )
     client, pacer = _broker_clients(settings)
     overrides = Path(settings.templates_dir) if settings.templates_dir else None
     return Runtime(

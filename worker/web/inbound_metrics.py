@@ -23,7 +23,7 @@ class InboundCollector(Collector):
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
-        now = datetime.now(UTC)
+        now = self.rt.now()
         with self.rt.sessions() as session:
             oldest = session.scalar(
                 select(func.min(InboundMessage.received_at)).where(

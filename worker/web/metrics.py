@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -51,7 +51,7 @@ class DatabaseCollector(Collector):
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
-        now = datetime.now(UTC)
+        now = self.rt.now()
         with self.rt.sessions() as session:
             box = ops.outbox(session, now)
             recent = ops.recent(session, now, HOUR)

@@ -72,7 +72,7 @@ def export_patient(
     """The patient's record in `fmt` ("fhir" or "csv") as text. Raises InvalidInput for another
     format and NotFound for an unknown patient."""
     if fmt not in FORMATS:
-        raise InvalidInput(f"--format must be fhir or csv, got {fmt!r}")
+        raise InvalidInput(f"the export format must be fhir or csv, got {fmt!r}", field="format")
     if fmt == "csv":
         return answers_csv(session, patient_id)
     from worker.services.clinical.fhir import patient_bundle

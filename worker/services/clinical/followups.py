@@ -96,7 +96,7 @@ def get_followup(session: Session, followup_id: int) -> FollowUp:
 def acknowledge(session: Session, followup_id: int, *, by: str, now: datetime) -> FollowUp:
     by = by.strip()
     if not by:
-        raise InvalidInput("--by is empty: say who acknowledges")
+        raise InvalidInput("who acknowledges it is missing", field="by")
     item = get_followup(session, followup_id)
     if item.status == "resolved":
         raise InvalidInput(f"follow-up {followup_id} is already resolved")
@@ -125,13 +125,14 @@ def resolve(
     note = check_text(note or "", "note", NOTE_MAX, multiline=True).strip() or None
     check_text(by, "by", NAME_MAX)
     if not by:
-        raise InvalidInput("--by is empty: say who resolves")
+        raise InvalidInput("who resolved it is missing", field="by")
     item = get_followup(session, followup_id)
     if item.status == "resolved":
         raise InvalidInput(f"follow-up {followup_id} is already resolved")
     if item.severity == "urgent" and note is None:
         raise InvalidInput(
-            "an urgent follow-up cannot be resolved without a --note of the action taken"
+            "an urgent follow-up cannot be resolved without a note of the action taken",
+            field="note",
         )
     if item.acknowledged_at is None:
         item.acknowledged_by, item.acknowledged_at = by, now
@@ -177,7 +178,7 @@ def list_followups(
     stmt = select(FollowUp).order_by(SEVERITY_ORDER, FollowUp.created_at, FollowUp.id)
     if status is not None:
         if status not in ("open", "acknowledged", "resolved"):
-            raise InvalidInput("--status must be open, acknowledged or resolved")
+            raise InvalidInput("the status must be open, acknowledged or resolved", field="status")
         stmt = stmt.where(FollowUp.status == status)
     if patient_id is not None:
         stmt = stmt.where(FollowUp.patient_id == patient_id)

@@ -7,7 +7,6 @@ readable in the URL; they now carry an opaque form link: services/outbound/form_
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -46,7 +45,7 @@ def root_secret(settings: Settings, sessions: sessionmaker[Session]) -> bytes:
         )
         session.execute(
             stmt.values(
-                name="link_key", value=candidate, created_at=datetime.now(UTC)
+                name="link_key", value=candidate, created_at=settings.now()
             ).on_conflict_do_nothing(index_elements=["name"])
         )
     with session_scope(sessions) as session:

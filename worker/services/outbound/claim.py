@@ -1,9 +1,9 @@
 """The first half of a send, for a whole chunk at once: claim, re-check, render, commit.
 
-One transaction per chunk: claim the rows (queued -> sending, trusted by RETURNING), read what the
-checks need (the rows, their patients, appointments, schedules and current consents) with one
-SELECT each, decide per row whether it may still go, render the ones that may, and write their
-bodies and addresses with one executemany. The commit at the end is what makes "the body is a row
+One transaction per chunk: claim the rows (queued -> sending, trusted by RETURNING, which also
+returns the columns the checks and templates read), read their patients (with consent in force),
+appointments and schedules with one SELECT each, decide per row whether it may still go, render
+the ones that may, and write their bodies and addresses with one executemany. The commit at the end is what makes "the body is a row
 before it is sent" true for the whole chunk before any provider call.
 
 Why a chunk and not a row: the per-row version cost 11 statements, 2 commits and the ORM's unit of
@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import Select, Table, bindparam, exists, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,15 @@ from worker.store.models import Appointment, Consent, Message, Patient, Schedule
 
 # Core statements on the tables: the ORM's unit of work is not needed on this hot path.
 MESSAGES = cast(Table, Message.__table__)
+#: The columns of a claimed row that the checks, the templates and recording the outcome read.
+CLAIMED_COLUMNS = tuple(
+    MESSAGES.c[name]
+    for name in (
+        "id", "patient_id", "channel", "kind", "template", "language", "instrument",
+        "schedule_id", "appointment_id", "appointment_version", "checkin_id", "priority",
+        "exempt_quiet_hours", "not_after", "context", "to_address", "attempts", "created_at",
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,9 @@ class Prepared:
     patient_id: int | None = None
     kind: str = "checkin"
     created_at: datetime | None = None
+    instrument: str | None = None
+    schedule_id: int | None = None
+    checkin_id: int | None = None
     # The template the body was rendered from: a questionnaire's opening SMS becomes the
     # one-segment form link (services/form_links.py).
     template: str = ""
@@ -88,8 +100,11 @@ class _Facts:
 def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: datetime) -> Claimed:
     """Run inside the caller's transaction; the caller commits."""
     out = Claimed()
-    claimed = set(
-        session.scalars(
+    # The claim returns what the checks, the templates and the outcome's record read: no second
+    # trip to read the rows back (values as of the claim: attempts already counted).
+    rows = {
+        r.id: r
+        for r in session.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "queued")
             .values(
@@ -99,16 +114,15 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 attempts=MESSAGES.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(MESSAGES.c.id)
+            .returning(*CLAIMED_COLUMNS)
         )
-    )
+    }
     for mid in ids:
-        if mid not in claimed:
+        if mid not in rows:
             # Not `queued`: a duplicate task, or someone else's row. Never touched.
             out.settled[mid] = "skipped"
-    if not claimed:
+    if not rows:
         return out
-    rows = {r.id: r for r in session.execute(select(MESSAGES).where(MESSAGES.c.id.in_(claimed)))}
     facts = _load_facts(session, rows.values())
     bodies: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
@@ -154,6 +168,14 @@ def _load_facts(session: Session, rows: Iterable[Row[Any]]) -> _Facts:
     p, a, s, c = (
         cast(Table, model.__table__) for model in (Patient, Appointment, Schedule, Consent)
     )
+    # Consent in force, one flag per channel of the chunk, read with the patients (one trip).
+    channels = sorted({r.channel for r in rows})
+    flags = [
+        exists()
+        .where(c.c.patient_id == p.c.id, c.c.channel == ch, c.c.withdrawn_at.is_(None))
+        .label(f"consent_{i}")
+        for i, ch in enumerate(channels)
+    ]
     patients = _by_id(
         session,
         pids,
@@ -165,25 +187,21 @@ def _load_facts(session: Session, rows: Iterable[Row[Any]]) -> _Facts:
             p.c.phone,
             p.c.email,
             p.c.questionnaire_mode,
+            *flags,
         ),
     )
+    consents = {
+        (pid, ch)
+        for pid, row in patients.items()
+        for i, ch in enumerate(channels)
+        if row._mapping[f"consent_{i}"]
+    }
     appointments = _by_id(
         session,
         aids,
         select(a.c.id, a.c.status, a.c.version, a.c.starts_at, a.c.location, a.c.kind),
     )
     schedules = _by_id(session, sids, select(s.c.id, s.c.status))
-    consents = (
-        {
-            (r.patient_id, r.channel)
-            for r in session.execute(
-                select(c.c.patient_id, c.c.channel)
-                .where(c.c.patient_id.in_(pids), c.c.withdrawn_at.is_(None))
-            )
-        }
-        if pids
-        else set()
-    )  # fmt: skip
     return _Facts(patients, appointments, schedules, consents)
 
 
@@ -299,6 +317,9 @@ def _render(
         patient_id=m.patient_id,
         kind=m.kind,
         created_at=m.created_at,
+        instrument=m.instrument,
+        schedule_id=m.schedule_id,
+        checkin_id=m.checkin_id,
         template=template,
     )
 

@@ -8,7 +8,7 @@ sender's limit: this does.
 The limit: in any one-second window the segments that reach the provider from one sender never
 exceed its rate. It is a sliding-window log in Redis, one sorted-set entry ("slot") per segment,
 checked and recorded by Lua scripts (atomic) with Redis's clock, so the clocks of the worker
-machines do not matter.
+machines do not matter. (A `clock` given to the Pacer replaces Redis's: tests step time with it.)
 
 What counts is when a request *arrives* at the provider, which lies somewhere between the grant
 and the provider's answer: a worker may take a while to send after its grant (a cold process
@@ -74,10 +74,14 @@ UNAVAILABLE_RETRY_SECONDS = 30.0
 # requests still in flight are named "f:<id>" and scored `hold` ahead (they count, and they
 # lapse by themselves if the worker dies mid-request); answered ones are named "<id>" and scored
 # at the answer.
+# The last ARGV of every script is the time to use (microseconds), or '' for Redis's own.
 _PRELUDE = """
 if redis.replicate_commands then redis.replicate_commands() end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = tonumber(ARGV[#ARGV])
+if now == nil then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
 local function fmt(x) return string.format('%.0f', x) end
 local function expire(horizon)
   local ttl = math.ceil(horizon / 1000) + 1000
@@ -266,7 +270,9 @@ class Pacer:
 
     `hold`: how long a slot of a request still in flight is kept if its answer is never
     reported (the worker died): longer than any provider request may take. `margin`: added to
-    every window, for the network's one-way time to the provider.
+    every window, for the network's one-way time to the provider. `clock` (seconds since the
+    epoch) replaces Redis's clock and the wall time a turn waits, with `sleep` stepping it: for
+    tests that pass time in rather than wait for it; None in production (Redis's clock).
     """
 
     def __init__(
@@ -281,6 +287,7 @@ class Pacer:
         hold: float = 15.0,
         sender: str = "default",
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.rate = rate
@@ -291,11 +298,15 @@ class Pacer:
         self.hold = hold
         self.sender = sender
         self._sleep = sleep
+        self._clock = clock
+        self._elapsed = clock or time.monotonic
         self._acquire = client.register_script(_ACQUIRE)
         self._answered = client.register_script(_ANSWERED)
         self._lock = threading.Lock()
         self._answer_times: deque[float] = deque(maxlen=ANSWER_SAMPLES)
         self._thread = threading.local()
+        # Limits per sender, computed once: asked for twice per paced message.
+        self._limits: dict[str, Limits | None] = {}
 
     @classmethod
     def from_settings(cls, client: Redis, settings: Settings) -> Pacer:
@@ -314,10 +325,18 @@ class Pacer:
 
     def limits(self, sender: str) -> Limits | None:
         """The limits for `sender`, or None when it is not paced (rate 0)."""
+        try:
+            return self._limits[sender]
+        except KeyError:
+            pass
         rate = self.per_sender.get(sender, self.rate)
-        if rate <= 0:
-            return None
-        return Limits.for_rate(rate, self.urgent_share, self.margin)
+        limits = None if rate <= 0 else Limits.for_rate(rate, self.urgent_share, self.margin)
+        self._limits[sender] = limits  # the same value whichever thread stores it first
+        return limits
+
+    def paces(self, sender: str | None = None) -> bool:
+        """Whether messages from `sender` (None: this process's own) wait for a turn at all."""
+        return self.limits(sender or self.sender) is not None
 
     @staticmethod
     def _keys(sender: str) -> list[str]:
@@ -344,7 +363,7 @@ class Pacer:
         limits = self.limits(sender)
         n = max(1, int(segments))
         if limits is None:
-            return Decision(None, 0.0, time.time())
+            return Decision(None, 0.0, self._clock() if self._clock else time.time())
         lvl = level if level is not None else (URGENT if urgent else BULK)
         if not BULK <= lvl <= CRISIS:
             raise ValueError(f"level must be {BULK}..{CRISIS}")
@@ -360,6 +379,7 @@ class Pacer:
             ticket or uuid.uuid4().hex,
             1 if yields and lvl < CRISIS else 0,
             _us(WAITER_LINGER),
+            self._now_arg(),
         ]
         try:
             granted, wait_us, at_us, first, ahead = self._acquire(
@@ -371,6 +391,10 @@ class Pacer:
         if int(granted) != 1:
             return Decision(None, max(int(wait_us) / 1e6, 1e-6), at, int(ahead))
         return Decision(Grant(sender, int(first), n, urgent, limits, at), 0.0, at)
+
+    def _now_arg(self) -> str:
+        """The scripts' time argument: the given clock's, or '' for Redis's own."""
+        return str(_us(self._clock())) if self._clock is not None else ""
 
     def leave(self, sender: str, level: int, ticket: str) -> None:
         """Take a ticket out of the waiting room (its message stopped waiting)."""
@@ -412,6 +436,7 @@ class Pacer:
             _us(max(lim.window, lim.bulk_window)),
             _us(grant.at),
             _us(self.answer_floor),
+            self._now_arg(),
         ]
         try:
             now = int(self._answered(keys=self._keys(grant.sender), args=args)) / 1e6
@@ -465,24 +490,27 @@ class Pacer:
         competes on equal terms after that, so none waits forever. `defer_when_behind`: rather
         than wait (holding a worker thread) behind a higher level, it is deferred at once."""
         who = sender or self.sender
+        if self.limits(who) is None:
+            # Not paced: no ticket, no Redis (this runs once per message).
+            return Turn(0.0)
         lvl = level if level is not None else (URGENT if urgent else BULK)
         give_way = self.max_wait / 2 if yield_for is None else yield_for
         ticket = uuid.uuid4().hex
-        started = time.monotonic()
+        started = self._elapsed()
         while True:
             try:
-                yields = time.monotonic() - started < give_way
+                yields = self._elapsed() - started < give_way
                 decision = self.try_acquire(
                     who, segments, urgent, level=lvl, ticket=ticket, yields=yields
                 )
             except PacingUnavailable as exc:
-                waited = time.monotonic() - started
+                waited = self._elapsed() - started
                 if urgent:
                     log.warning("pacing unavailable (%s); urgent message sent unpaced", exc)
                     return Turn(waited)
                 log.warning("pacing unavailable (%s); bulk message deferred", exc)
                 return Turn(waited, defer=UNAVAILABLE_RETRY_SECONDS)
-            waited = time.monotonic() - started
+            waited = self._elapsed() - started
             if decision.granted or decision.wait == 0.0:
                 return Turn(waited, grant=decision.grant)
             if (decision.ahead and defer_when_behind) or waited + decision.wait > self.max_wait:

@@ -253,15 +253,19 @@ def _attempt(rt: Runtime, p: Prepared, now_fn: Callable[[], datetime]) -> Attemp
     at = now_fn()
     grant: Grant | None = None
     try:
-        if p.channel == "sms" and rt.pacer is not None:
-            # The sender's shared limit (services/outbound/pacing.py), taken just before the provider call.
+        sender = send_priority.sender(rt.settings, p) if p.channel == "sms" else None
+        if p.channel == "sms" and rt.pacer is not None and not rt.pacer.paces(sender):
+            telemetry.paced(p.priority, 0.0, False)  # no limit: no segments to count, no wait
+        elif p.channel == "sms" and rt.pacer is not None:
+            # The sender's shared limit (services/outbound/pacing.py), taken just before the
+            # provider call.
             # Crisis replies first, then pages, then other replies, then bulk; pages may have a
             # sender of their own (services/outbound/priority.py).
             lvl = send_priority.level(p)
             turn = rt.pacer.turn(
                 segments(p.body),
                 urgent=p.priority == "urgent",
-                sender=send_priority.sender(rt.settings, p),
+                sender=sender,
                 level=lvl,
                 yield_for=send_priority.yield_for(p, at),
                 # An acknowledgement does not hold a worker thread behind crisis replies: it

@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 from argon2 import PasswordHasher
@@ -187,7 +187,7 @@ def set_password(
     user_id: int,
     password: str,
     *,
-    now: datetime | None = None,
+    now: datetime,
     keep_session_id: int | None = None,
 ) -> User:
     """A new password; every dashboard session of the user ends (but `keep_session_id`, the
@@ -198,11 +198,10 @@ def set_password(
         raise InvalidInput("password is longer than 1024 characters")
     user = get_user(session, user_id)
     user.password_hash = _hasher().hash(password)
-    when = now or datetime.now(UTC)
     stmt = update(WebSession).where(WebSession.user_id == user_id, WebSession.revoked_at.is_(None))
     if keep_session_id is not None:
         stmt = stmt.where(WebSession.id != keep_session_id)
-    session.execute(stmt.values(revoked_at=when))
+    session.execute(stmt.values(revoked_at=now))
     session.flush()
     return user
 
@@ -234,7 +233,7 @@ def issue_api_token(session: Session, user_id: int, *, name: str, now: datetime)
     label or a disabled user."""
     label = name.strip()
     if not label:
-        raise InvalidInput("--name is empty: give the token a label")
+        raise InvalidInput("the token's name is missing: give it a label", field="name")
     if len(label) > 100:
         raise InvalidInput("token name is longer than 100 characters")
     user = get_user(session, user_id)
@@ -255,16 +254,14 @@ def issue_api_token(session: Session, user_id: int, *, name: str, now: datetime)
     return token
 
 
-def token_user(session: Session, token: str, *, now: datetime | None = None) -> User | None:
+def token_user(session: Session, token: str, *, now: datetime) -> User | None:
     """The active user a token belongs to, or None (unknown, revoked, or user disabled).
     Records `last_used_at` (flushed; the caller commits)."""
     found = token_lookup(session, token, now=now)
     return found[0] if found is not None else None
 
 
-def token_lookup(
-    session: Session, token: str, *, now: datetime | None = None
-) -> tuple[User, ApiToken] | None:
+def token_lookup(session: Session, token: str, *, now: datetime) -> tuple[User, ApiToken] | None:
     """(user, token row) for a live personal token, or None; records `last_used_at`."""
     if not token:
         return None
@@ -279,7 +276,7 @@ def token_lookup(
     user = session.get(User, row.user_id)
     if user is None or user.disabled_at is not None:
         return None
-    row.last_used_at = now if now is not None else datetime.now(UTC)
+    row.last_used_at = now
     session.flush()
     return user, row
 

@@ -25,7 +25,10 @@ def parse_local(text: str, tz: str) -> datetime:
     try:
         naive = datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M")
     except ValueError:
-        raise InvalidInput(f"--at must be YYYY-MM-DDTHH:MM (patient-local), got {text!r}") from None
+        raise InvalidInput(
+            f"the appointment time must be YYYY-MM-DDTHH:MM (patient-local), got {text!r}",
+            field="at",
+        ) from None
     return local_to_utc(naive, tz)
 
 
@@ -47,7 +50,10 @@ def add_appointment(
     arrives afterwards); the planner plans no reminder that fell due before the booking."""
     patient = get_patient(session, patient_id)
     if kind not in APPOINTMENT_KINDS:
-        raise InvalidInput(f"--kind must be one of {', '.join(APPOINTMENT_KINDS)}, got {kind!r}")
+        raise InvalidInput(
+            f"the appointment kind must be one of {', '.join(APPOINTMENT_KINDS)}, got {kind!r}",
+            field="kind",
+        )
     if starts_at is None:
         starts_at = parse_local(at, patient.tz)
     if starts_at <= now and not allow_past:

@@ -63,9 +63,9 @@ def update_patient(
     if language not in LANGUAGES:
         raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
     if channel == "sms" and not phone_e164:
-        raise InvalidInput("channel sms needs --phone")
+        raise InvalidInput("a phone number is required for the sms channel", field="phone")
     if channel == "email" and not email_norm:
-        raise InvalidInput("channel email needs --email")
+        raise InvalidInput("an email address is required for the email channel", field="email")
     window = (send_window or "").strip() or None
     if window is not None:
         try:

@@ -40,9 +40,9 @@ def add_schedule(
         rule = parse_rrule(rrule)
         check_instrument_frequency(instrument, rule)
     except ScheduleError as exc:
-        raise InvalidInput(str(exc)) from None
+        raise InvalidInput(str(exc), field="rrule") from None
     if until is not None and until < start:
-        raise InvalidInput(f"--until {until} is before --start {start}")
+        raise InvalidInput(f"the end date {until} is before the start date {start}", field="until")
     schedule = Schedule(
         patient_id=patient_id,
         enrollment_id=enrollment_id,

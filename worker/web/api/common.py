@@ -19,7 +19,7 @@ import hmac
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Final, Generic, TypeVar
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
@@ -182,7 +182,7 @@ def _user_for(request: Request, token: str) -> Principal | None:
 
     rt: Runtime = request.app.state.runtime
     with session_scope(rt.sessions) as session:
-        found = token_lookup(session, token)
+        found = token_lookup(session, token, now=rt.now())
         if found is None:
             return None
         user, row = found
@@ -225,7 +225,6 @@ def audit_access(request: Request) -> None:
     """One audit row per API request, before the route runs (so a read is on record even if
     the response is lost): GET of patient data is `view` (one patient), `search` (a list) or
     `export`; any other call is `token_used` (the change itself is recorded by the service)."""
-    from datetime import UTC, datetime
 
     rt: Runtime = request.app.state.runtime
     path = request.url.path
@@ -255,7 +254,7 @@ def audit_access(request: Request) -> None:
     with session_scope(rt.sessions) as session:
         audit.record(
             session,
-            now=datetime.now(UTC),
+            now=rt.now(),
             actor="api",
             action=action,
             entity=entity,
@@ -307,11 +306,31 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+def request_now(request: Request) -> datetime:
+    """The instant a request acts at, read once from the runtime's clock: real time, or the
+    CHECKIN_CLOCK rehearsal clock that the workers and the dashboard read too."""
+    return runtime(request).now()
+
+
+Now = Annotated[datetime, Depends(request_now)]
+
+
+# Where each input a service may name in InvalidInput.field is in an API request, when it is
+# not a body field of the same name.
+API_FIELDS: Final[dict[str, str]] = {"format": "query.format", "status": "query.status"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Problem details (RFC 9457) for every error the API and the services raise."""
 
     async def invalid(_request: Request, exc: Exception) -> JSONResponse:
-        return problem(422, "Invalid input", str(exc))
+        assert isinstance(exc, InvalidInput)
+        message = str(exc)
+        if exc.field is None:
+            return problem(422, "Invalid input", message)
+        # The service names the input in the domain's words; the caller gets the API's name.
+        where = API_FIELDS.get(exc.field, f"body.{exc.field}")
+        return problem(422, "Invalid input", message, [FieldError(field=where, message=message)])
 
     async def missing(_request: Request, exc: Exception) -> JSONResponse:
         return problem(404, "Not found", str(exc).strip("'\""))
@@ -347,6 +366,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, "Invalid request", first, errors)
 
     async def crashed(request: Request, exc: Exception) -> JSONResponse | PlainTextResponse:
+        from worker.store.db import deadline_passed
+
+        deadline = deadline_passed(exc)
+        if deadline is not None and request.url.path.startswith("/api/"):
+            # A PostgreSQL deadline passed (CHECKIN_DB_*_TIMEOUT_MS): rolled back, worth a retry.
+            log.warning("database deadline on %s %s", request.method, request.url.path)
+            response = problem(503, "Database timeout", deadline)
+            response.headers["Retry-After"] = "5"
+            return response
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
         if request.url.path.startswith("/api/"):
             return problem(500, "Internal error", "the error was logged")

@@ -30,6 +30,7 @@ from worker.web.api.common import (
     Input,
     IsoTime,
     Limit,
+    Now,
     Offset,
     OptionalPatient,
     Page,
@@ -343,10 +344,6 @@ def _tz(session: DB, patient_id: int) -> str:
     return get_patient(session, patient_id).tz
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _protocols(rt: Runtime) -> dict[str, Any]:
     try:
         return dict(rt.protocols)
@@ -382,7 +379,7 @@ def patients_router() -> APIRouter:
         response_model=PatientOut,
         summary="Add a patient (as `checkin patients add`)",
     )
-    def add_patient_api(body: PatientIn, session: DB, caller: Caller) -> dict[str, Any]:
+    def add_patient_api(body: PatientIn, session: DB, caller: Caller, now: Now) -> dict[str, Any]:
         """Phones are stored in E.164 (a number without `+` is read as a US number); an invalid
         phone, email, zone or send window is refused with 422 and nothing is written. Without
         `consent` nothing is sent on any channel until consent is recorded."""
@@ -390,7 +387,7 @@ def patients_router() -> APIRouter:
 
         patient = add_patient(
             session,
-            now=_now(),
+            now=now,
             name=body.name,
             tz=body.tz,
             channel=body.channel,
@@ -413,7 +410,7 @@ def patients_router() -> APIRouter:
         summary="Change a patient's questionnaire mode (as `checkin patients update`)",
     )
     def patch_patient(
-        patient_id: Id, body: PatientPatch, session: DB, caller: Caller
+        patient_id: Id, body: PatientPatch, session: DB, caller: Caller, now: Now
     ) -> dict[str, Any]:
         """`questionnaire_mode`: `link` (the default) sends a questionnaire as one text with a
         private link to the form; `sms` keeps one item per text. Applies to every message not
@@ -421,7 +418,7 @@ def patients_router() -> APIRouter:
         from worker.services.records.questionnaire_mode import set_questionnaire_mode
 
         patient, _ = set_questionnaire_mode(
-            session, patient_id, body.questionnaire_mode, now=_now(), actor=caller.name
+            session, patient_id, body.questionnaire_mode, now=now, actor=caller.name
         )
         return patient_out(patient)
 
@@ -444,7 +441,7 @@ def patients_router() -> APIRouter:
         # The preview runs in its own transaction: first, because on SQLite a second writer
         # transaction would wait for this request's own.
         upcoming = (
-            [i.as_dict() for i in preview(rt, patient_id, _now(), 2)][:10]
+            [i.as_dict() for i in preview(rt, patient_id, rt.now(), 2)][:10]
             if caller.clinical
             else None
         )
@@ -491,14 +488,13 @@ def patients_router() -> APIRouter:
         summary="Record or withdraw consent on a channel",
     )
     def record_consent(
-        patient_id: Id, body: ConsentIn, session: DB, caller: Caller
+        patient_id: Id, body: ConsentIn, session: DB, caller: Caller, now: Now
     ) -> dict[str, Any]:
         """A withdrawal suppresses every pending message on the channel; a new grant reopens
         the ones a withdrawal had stopped that are still ahead. Recorded in the audit trail under
         the caller's name."""
         from worker.services.records.patients import consent_state, grant_consent, withdraw_consent
 
-        now = _now()
         if body.withdraw:
             suppressed = withdraw_consent(
                 session, patient_id, body.channel, now=now, source=body.source, actor=caller.name
@@ -564,7 +560,7 @@ def patients_router() -> APIRouter:
         summary="Enroll a patient in a protocol (as `checkin enroll`)",
     )
     def enroll_api(
-        patient_id: Id, body: EnrollmentIn, session: DB, caller: Clinical, rt: Rt
+        patient_id: Id, body: EnrollmentIn, session: DB, caller: Clinical, rt: Rt, now: Now
     ) -> dict[str, Any]:
         """One schedule per protocol step, relative to `start`. An unknown protocol is a 422."""
         from worker.services.records.schedules import enroll, protocol_named
@@ -574,7 +570,7 @@ def patients_router() -> APIRouter:
             patient_id,
             protocol_named(_protocols(rt), body.protocol),
             start=body.start,
-            now=_now(),
+            now=now,
             actor=caller.name,
         )
         return enrollment_out(enrollment, [s.id for s in schedules])
@@ -605,7 +601,7 @@ def patients_router() -> APIRouter:
         summary="Add a check-in schedule (as `checkin schedules add`)",
     )
     def add_schedule_api(
-        patient_id: Id, body: ScheduleIn, session: DB, caller: Clinical
+        patient_id: Id, body: ScheduleIn, session: DB, caller: Clinical, now: Now
     ) -> dict[str, Any]:
         """The RRULE's BYHOUR/BYMINUTE are patient-local; DAILY, WEEKLY or MONTHLY only, and
         PHQ/GAD questionnaires at most weekly. Dates are between 2000-01-01 and 2099-12-31."""
@@ -614,7 +610,7 @@ def patients_router() -> APIRouter:
         schedule = add_schedule(
             session,
             patient_id,
-            now=_now(),
+            now=now,
             instrument=body.instrument,
             rrule=body.rrule,
             start=body.start,
@@ -634,10 +630,12 @@ def patients_router() -> APIRouter:
 
         return schedule_out(get_schedule(session, schedule_id))
 
-    def set_status(session: DB, schedule_id: int, status: str, actor: str) -> dict[str, Any]:
+    def set_status(
+        session: DB, schedule_id: int, status: str, actor: str, now: datetime
+    ) -> dict[str, Any]:
         from worker.services.records.schedules import set_schedule_status
 
-        schedule = set_schedule_status(session, schedule_id, status, now=_now(), actor=actor)
+        schedule = set_schedule_status(session, schedule_id, status, now=now, actor=actor)
         return schedule_out(schedule)
 
     @router.post(
@@ -646,9 +644,9 @@ def patients_router() -> APIRouter:
         response_model=ScheduleOut,
         responses={**NOT_FOUND, **FORBIDDEN},
     )
-    def pause_schedule(schedule_id: Id, session: DB, caller: Clinical) -> dict[str, Any]:
+    def pause_schedule(schedule_id: Id, session: DB, caller: Clinical, now: Now) -> dict[str, Any]:
         """Pause: pending check-ins are cancelled."""
-        return set_status(session, schedule_id, "paused", caller.name)
+        return set_status(session, schedule_id, "paused", caller.name, now)
 
     @router.post(
         "/schedules/{schedule_id}/resume",
@@ -656,9 +654,9 @@ def patients_router() -> APIRouter:
         response_model=ScheduleOut,
         responses={**NOT_FOUND, **FORBIDDEN},
     )
-    def resume_schedule(schedule_id: Id, session: DB, caller: Clinical) -> dict[str, Any]:
+    def resume_schedule(schedule_id: Id, session: DB, caller: Clinical, now: Now) -> dict[str, Any]:
         """Resume from now on; missed occurrences are not sent late."""
-        return set_status(session, schedule_id, "active", caller.name)
+        return set_status(session, schedule_id, "active", caller.name, now)
 
     @router.delete(
         "/schedules/{schedule_id}",
@@ -666,9 +664,9 @@ def patients_router() -> APIRouter:
         response_model=ScheduleOut,
         responses={**NOT_FOUND, **FORBIDDEN},
     )
-    def remove_schedule(schedule_id: Id, session: DB, caller: Clinical) -> dict[str, Any]:
+    def remove_schedule(schedule_id: Id, session: DB, caller: Clinical, now: Now) -> dict[str, Any]:
         """Remove: pending check-ins are cancelled; the schedule is then gone (404)."""
-        return set_status(session, schedule_id, "removed", caller.name)
+        return set_status(session, schedule_id, "removed", caller.name, now)
 
     # ------------------------------------------------------------ appointments
 
@@ -715,7 +713,7 @@ def patients_router() -> APIRouter:
         summary="Book an appointment (as `checkin appointments add`)",
     )
     def add_appointment_api(
-        patient_id: Id, body: AppointmentIn, session: DB, caller: Caller
+        patient_id: Id, body: AppointmentIn, session: DB, caller: Caller, now: Now
     ) -> dict[str, Any]:
         """`at` is patient-local wall-clock time and must be in the future; reminders are
         planned automatically (72 h, 24 h, 2 h before; infusions also the evening before)."""
@@ -724,7 +722,7 @@ def patients_router() -> APIRouter:
         appt = add_appointment(
             session,
             patient_id,
-            now=_now(),
+            now=now,
             kind=body.kind,
             at=body.at,
             location=body.location,
@@ -751,13 +749,13 @@ def patients_router() -> APIRouter:
         responses=NOT_FOUND,
     )
     def reschedule_api(
-        appointment_id: Id, body: RescheduleIn, session: DB, caller: Caller
+        appointment_id: Id, body: RescheduleIn, session: DB, caller: Caller, now: Now
     ) -> dict[str, Any]:
         """Move an appointment: its pending reminders never go, new ones are planned, and a
         confirmation is cleared. A cancelled appointment cannot be moved (422)."""
         from worker.services.records.appointments import reschedule
 
-        appt = reschedule(session, appointment_id, now=_now(), at=body.at, actor=caller.name)
+        appt = reschedule(session, appointment_id, now=now, at=body.at, actor=caller.name)
         return appointment_out(appt, _tz(session, appt.patient_id))
 
     @router.post(
@@ -766,11 +764,11 @@ def patients_router() -> APIRouter:
         response_model=AppointmentOut,
         responses=NOT_FOUND,
     )
-    def cancel_api(appointment_id: Id, session: DB, caller: Caller) -> dict[str, Any]:
+    def cancel_api(appointment_id: Id, session: DB, caller: Caller, now: Now) -> dict[str, Any]:
         """Cancel an appointment and its pending reminders (cancelling twice changes nothing)."""
         from worker.services.records.appointments import cancel
 
-        appt = cancel(session, appointment_id, now=_now(), actor=caller.name)
+        appt = cancel(session, appointment_id, now=now, actor=caller.name)
         return appointment_out(appt, _tz(session, appt.patient_id))
 
     # ------------------------------------------------------------ preview
@@ -805,7 +803,7 @@ def patients_router() -> APIRouter:
         # Checked before converting: year 1 at +05:00 is not a UTC instant Python can hold.
         if now is not None and not FIRST_DAY.year <= now.year <= LAST_DAY.year:
             raise InvalidInput(f"now must be between {FIRST_DAY.year} and {LAST_DAY.year}")
-        at = _now() if now is None else now.astimezone(UTC)
+        at = rt.now() if now is None else now.astimezone(UTC)
         rows = [i.as_dict() for i in preview(rt, patient_id, at, days)]
         return slice_page(rows, limit, offset)
 

@@ -3,7 +3,7 @@ a patient's record as FHIR or CSV."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -26,6 +26,7 @@ from worker.web.api.common import (
     Input,
     IsoTime,
     Limit,
+    Now,
     Offset,
     OptionalPatient,
     Page,
@@ -363,12 +364,14 @@ def records_router() -> APIRouter:
         responses=NOT_FOUND,
         summary="Acknowledge a follow-up (stops re-paging)",
     )
-    def ack_api(followup_id: Id, body: AckBody, session: DB, caller: Caller) -> dict[str, Any]:
+    def ack_api(
+        followup_id: Id, body: AckBody, session: DB, caller: Caller, now: Now
+    ) -> dict[str, Any]:
         from worker.services.clinical.followups import acknowledge
         from worker.services.read.views import followup_dict
 
         _followup(session, caller, followup_id)
-        item = acknowledge(session, followup_id, by=_by(caller, body.by), now=datetime.now(UTC))
+        item = acknowledge(session, followup_id, by=_by(caller, body.by), now=now)
         return followup_dict(item)
 
     @router.post(
@@ -379,7 +382,7 @@ def records_router() -> APIRouter:
         summary="Resolve a follow-up (an urgent one needs a note)",
     )
     def resolve_api(
-        followup_id: Id, body: ResolveBody, session: DB, caller: Caller
+        followup_id: Id, body: ResolveBody, session: DB, caller: Caller, now: Now
     ) -> dict[str, Any]:
         from worker.services.clinical.followups import resolve
         from worker.services.read.views import followup_dict
@@ -390,7 +393,7 @@ def records_router() -> APIRouter:
             followup_id,
             by=_by(caller, body.by),
             note=body.note,
-            now=datetime.now(UTC),
+            now=now,
         )
         return followup_dict(item)
 
@@ -418,6 +421,7 @@ def records_router() -> APIRouter:
         request: Request,
         session: DB,
         _c: Clinical,
+        now: Now,
         format: Annotated[Literal["fhir", "csv"], Query()] = "fhir",
     ) -> Response:
         """`fhir`: a Bundle with the Patient, a QuestionnaireResponse per answered check-in,
@@ -427,9 +431,7 @@ def records_router() -> APIRouter:
         from worker.services.clinical.export import MEDIA_TYPES, export_patient
 
         settings: Settings = request.app.state.settings
-        text = export_patient(
-            session, patient_id, format, now=datetime.now(UTC), base_url=settings.public_url
-        )
+        text = export_patient(session, patient_id, format, now=now, base_url=settings.public_url)
         headers = {}
         if format == "csv":
             headers["Content-Disposition"] = f'attachment; filename="patient-{patient_id}.csv"'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -26,7 +27,8 @@ from worker.web.api.patients import patients_router
 from worker.web.api.records import records_router
 
 
-def api_router() -> APIRouter:
+@functools.cache  # Stateless (endpoints read the runtime from the request's app): built once
+def api_router() -> APIRouter:  # per process, as FastAPI takes a while to build its routes.
     router = APIRouter(
         prefix="/api",
         dependencies=[Depends(authorised), Depends(audit_access)],

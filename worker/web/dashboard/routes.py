@@ -175,13 +175,13 @@ def _int(value: str | None, default: int, allowed: tuple[int, ...] | None = None
     return n
 
 
-def _date(value: str | None, label: str) -> date | None:
+def _date(value: str | None, field: str, label: str) -> date | None:
     if not value:
         return None
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InvalidInput(f"{label} must be YYYY-MM-DD, got {value!r}") from None
+        raise InvalidInput(f"{label} must be YYYY-MM-DD, got {value!r}", field=field) from None
 
 
 def build_rrule(form: Mapping[str, Any]) -> str:
@@ -1295,9 +1295,11 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
         def action(ctx: Ctx) -> tuple[int, str]:
             protocol = protocol_named(rt.protocols, _form_str(form, "protocol"))
-            start = _date(_form_str(form, "start"), "--start")
+            start = _date(_form_str(form, "start"), "start", "the start date")
             if start is None:
-                raise InvalidInput("--start is required (YYYY-MM-DD, the protocol's day 0)")
+                raise InvalidInput(
+                    "the start date is required (YYYY-MM-DD, the protocol's day 0)", field="start"
+                )
             enroll(ctx.db, patient_id, protocol, start=start, now=ctx.now, actor=ctx.actor)
             return patient_id, "enrolled"
 
@@ -1319,8 +1321,8 @@ def dashboard_router(rt: Runtime) -> APIRouter:
 
         def action(ctx: Ctx) -> tuple[int, str]:
             rule = build_rrule(form)
-            start = _date(_opt(form, "start"), "--start")
-            until = _date(_opt(form, "until"), "--until")
+            start = _date(_opt(form, "start"), "start", "the start date")
+            until = _date(_opt(form, "until"), "until", "the end date")
             add_schedule(
                 ctx.db,
                 patient_id,
