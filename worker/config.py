@@ -199,6 +199,10 @@ class Settings(BaseSettings):
     send_concurrency: int = Field(default=80, ge=1, le=1024)
     checkin_max_late_minutes: int = Field(default=240, ge=1)
     checkin_reply_window_hours: int = Field(default=24, ge=1)
+    # Questionnaire links (docs/forms.md): how long a link opens its form, and whether the form
+    # asks for the patient's date of birth (the one on file) before it shows anything.
+    form_ttl_hours: int = Field(default=72, ge=1, le=24 * 60)
+    form_verify_dob: bool = False
     # A row left `queued` this long is handed to the broker again (its task may have died with
     # a worker); urgent rows after at most 10 s. Safe: a duplicate task is a no-op.
     requeue_after_seconds: int = Field(default=60, ge=5)

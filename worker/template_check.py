@@ -29,6 +29,8 @@ SAMPLE_CLINIC: Final = "Riverside Pain & Wellness"
 SAMPLE_PHONE: Final = "+1 (555) 010-4477"
 SAMPLE_LOCATION: Final = "Riverside Medical Plaza, 4500 W Main St, Suite 210"
 SAMPLE_LINK: Final = "https://checkin.riverside-pain.example/followups/8f3a2c71"
+# A questionnaire link as services/outbound/form_links.py makes it: /q/ and a 22-character token.
+SAMPLE_FORM_URL: Final = "https://checkin.riverside-pain.example/q/Xb7qP0-rT9sLmN2vW4yZaQ"
 _KINDS: Final = ("sms", "email")
 _EMAIL_SUFFIXES: Final = (".subject.txt.j2", ".html.j2", ".txt.j2")
 # The instrument behind each one-question check-in; checkin_item is sampled with PHQ-9 item 9.
@@ -75,6 +77,9 @@ def sample_context(name: str, language: str, kind: str) -> dict[str, Any]:
         "clinic_phone": SAMPLE_PHONE,
         "language": language,
     }
+    if name.startswith("checkin_"):
+        # Every check-in email, and a questionnaire's SMS by link, carry the form's link.
+        ctx["form_url"] = SAMPLE_FORM_URL
     if name == "checkin_item":
         instrument = get_instrument("phq9", language)
         index = len(instrument.items) - 1  # item 9: the one most worth getting right

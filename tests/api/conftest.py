@@ -93,7 +93,7 @@ def give_history(clinic: Clinic) -> dict[str, Any]:
     """A patient with a mood/pain answer that raises follow-ups, a complete PHQ-9, two
     appointments (one reminded and confirmed by the patient with C) and one acknowledged
     follow-up. Returns the ids."""
-    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00", "--questionnaire-mode", "sms")
     send_checkin(clinic, pid, "mood_pain")
     clinic.text(PHONE, "mood 2 pain 9")
     send_checkin(clinic, pid, "phq9")

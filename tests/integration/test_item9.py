@@ -53,6 +53,7 @@ def start_phq9(rt: Runtime, language: str = "en") -> None:
     with session_scope(rt.sessions) as session:
         patient = add_patient(
             session,
+            questionnaire_mode="sms",  # the one-item-per-text conversation
             now=T0,
             name="Pat Doe",
             tz="America/New_York",
@@ -245,6 +246,7 @@ def remind(rt: Runtime, at: datetime) -> int:
         if patient_id is None:
             patient_id = add_patient(
                 session,
+                questionnaire_mode="sms",  # the one-item-per-text conversation
                 now=at,
                 name="Pat Doe",
                 tz="America/New_York",
@@ -312,6 +314,7 @@ def email_phq9(rt: Runtime, answered: list[int]) -> CheckIn:
     with session_scope(rt.sessions) as session:
         patient = add_patient(
             session,
+            questionnaire_mode="sms",  # the one-item-per-text conversation
             now=T0,
             name="Pat Doe",
             tz="America/New_York",

@@ -293,7 +293,7 @@ def test_crisis_and_stop_in_one_message_get_the_crisis_reply_then_the_opt_out(
 def test_phq9_item9_positive_with_a_low_total_is_urgent_and_stops_the_questionnaire(
     clinic: Clinic,
 ) -> None:
-    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00", "--questionnaire-mode", "sms")
     send_checkin(clinic, pid, "phq9")
     for answer in ["1", "1", "1", "1", "1", "0", "0", "0", "1"]:  # total 6, item 9 = 1
         clinic.text(PHONE, answer)
@@ -441,7 +441,7 @@ def test_a_reply_after_the_window_is_stored_against_the_latest_checkin_and_flagg
 
 
 def test_an_abandoned_questionnaire_expires_and_is_kept_as_partial(clinic: Clinic) -> None:
-    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00", "--questionnaire-mode", "sms")
     send_checkin(clinic, pid, "gad7")
     for answer in ["2", "1", "nearly every day"]:
         clinic.text(PHONE, answer)
@@ -461,7 +461,7 @@ def test_an_abandoned_questionnaire_expires_and_is_kept_as_partial(clinic: Clini
 
 
 def test_a_positive_phq2_screen_offers_the_full_phq9_next(clinic: Clinic) -> None:
-    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00", "--questionnaire-mode", "sms")
     send_checkin(clinic, pid, "phq2")
     clinic.text(PHONE, "2")
     clinic.text(PHONE, "2")

@@ -30,7 +30,7 @@ ROUTES = [
     ("POST", "/webhooks/twilio/status"),
     ("POST", "/api/patients"),
     ("POST", "/login"),
-    ("POST", "/r/some-answer-token"),
+    ("POST", "/q/some-questionnaire-token"),
     ("PUT", "/no/such/route"),
 ]
 

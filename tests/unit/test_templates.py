@@ -25,6 +25,8 @@ CLINIC = "Riverside Pain & Wellness"
 PHONE = "+1 (555) 010-4477"
 LOCATION = "Riverside Medical Plaza, 4500 W Main St, Suite 210"
 LINK = "https://checkin.riverside-pain.example/followups/8f3a2c71"
+# A questionnaire link as services/form_links.py builds it: the public URL, /q/, 22 characters.
+FORM_URL = "https://checkin.riverside-pain.example/q/Xb7qP0-rT9sLmN2vW4yZaQ"
 
 CHECKINS = ["checkin_mood", "checkin_pain", "checkin_mood_pain", "checkin_sleep", "checkin_item"]
 REMINDERS = [f"reminder_{kind}" for kind in APPOINTMENT_KINDS]
@@ -48,6 +50,7 @@ APPOINTMENT_REPLIES = [
 CONSENT_AND_VISITS = ["optin_confirmation", "after_visit", "noshow"]
 SMS_NAMES = [
     *CHECKINS,
+    "checkin_link",
     *REMINDERS,
     "infusion_prep",
     *REPLIES,
@@ -137,6 +140,8 @@ def sms_context(name: str, language: str, when: str | None = None) -> dict[str, 
     if name == "checkin_item":
         return item_context("phq9", language, 8, first=False)
     extra: dict[str, Any] = {}
+    if name == "checkin_link":
+        extra = {"form_url": FORM_URL}
     if name in REMINDERS or name in ("infusion_prep", "appointment_confirm"):
         extra = {"when": when or WHEN[language], "location": LOCATION}
     elif name == "clarify":
@@ -149,9 +154,16 @@ def sms_context(name: str, language: str, when: str | None = None) -> dict[str, 
 def email_context(name: str, language: str) -> dict[str, Any]:
     if name == "checkin_item":
         instrument = get_instrument("phq9", language)
-        return common(language, items=email_items("phq9", language), stem=instrument.stem)
+        return common(
+            language,
+            items=email_items("phq9", language),
+            stem=instrument.stem,
+            form_url=FORM_URL,
+        )
     if name in SIMPLE_INSTRUMENT:
-        return common(language, items=email_items(SIMPLE_INSTRUMENT[name], language))
+        return common(
+            language, items=email_items(SIMPLE_INSTRUMENT[name], language), form_url=FORM_URL
+        )
     return sms_context(name, language)
 
 
@@ -242,6 +254,7 @@ ONE_SEGMENT_EN = [
     "checkin_mood_pain",
     "checkin_sleep",
     "checkin_item",  # PHQ-9 item 9, not the first item
+    "checkin_link",
     *REMINDERS,
     "infusion_prep",
     "ack",
@@ -563,23 +576,29 @@ def test_every_email_renders_without_forbidden_words(
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("name", CHECKINS)
-def test_checkin_emails_offer_one_link_per_answer(
+def test_checkin_emails_carry_one_opaque_form_link_and_no_question(
     renderer: Renderer, name: str, language: str
 ) -> None:
     context = email_context(name, language)
     email = renderer.email(name, language, context)
+    assert FORM_URL in email.text and f'href="{FORM_URL}"' in email.html
+    # The questions are on the page the link opens: nothing clinical in an inbox preview, and
+    # no answer in any URL (a scanner's or proxy's log).
     for item in context["items"]:
-        assert item["text"] in email.text
-        for link in item["links"]:
-            assert f"{link['label']}: {link['url']}" in email.text
-            assert f'href="{link["url"]}"' in email.html
+        assert item["text"] not in email.text and item["text"] not in email.html
+    assert not re.search(r"https?://\S+/r/", email.text + email.html)
+    assert len(re.findall(r"https?://", email.text)) == 1
 
 
-def test_a_questionnaire_email_carries_the_stem(renderer: Renderer) -> None:
-    email = renderer.email("checkin_item", "en", email_context("checkin_item", "en"))
-    stem = get_instrument("phq9").stem
-    assert stem and stem in email.text and stem in email.html
-    assert "9. Thoughts that you would be better off dead" in email.text
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_link_sms_is_one_gsm7_segment_with_a_long_clinic_name_and_url(
+    renderer: Renderer, language: str
+) -> None:
+    long_url = "https://checkin.riverside-comprehensive-pain-and-wellness.example/q/" + "x" * 22
+    body = renderer.sms("checkin_link", language, common(language, form_url=long_url))
+    assert body.endswith(long_url) and CLINIC in body
+    assert encoding(body) == "GSM-7" and segments(body) == 1, (len(body), body)
+    assert not FORBIDDEN.search(body) and not re.search(r"\b(PEG|PHQ|GAD)\b", body)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -602,9 +621,9 @@ def test_the_html_part_escapes_and_the_text_part_does_not(renderer: Renderer) ->
     assert script not in email.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
     assert script in email.text
-    items = email_items("mood", "en")
-    items[0]["links"][0]["label"] = script
-    checkin = renderer.email("checkin_mood", "en", common("en", items=items))
+    checkin = renderer.email(
+        "checkin_mood", "en", common("en", items=email_items("mood", "en"), form_url=script)
+    )
     assert script not in checkin.html
 
 

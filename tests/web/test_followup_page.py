@@ -210,7 +210,7 @@ def test_the_front_desk_gets_no_clinical_follow_up(clinic: Clinic, web: Browser)
 def test_a_phq9_item9_card_names_the_item_the_answer_and_the_total(
     clinic: Clinic, web: Browser
 ) -> None:
-    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00", "--questionnaire-mode", "sms")
     send_checkin(clinic, pid, "phq9")
     for answer in ["2", "1", "1", "1", "1", "2", "0", "0", "1"]:  # total 9, item 9 = 1
         clinic.text(PHONE, answer)
@@ -231,7 +231,7 @@ def test_a_phq9_item9_card_names_the_item_the_answer_and_the_total(
 
 
 def test_an_item9_answer_in_words_shows_the_patients_words(clinic: Clinic, web: Browser) -> None:
-    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00", "--questionnaire-mode", "sms")
     send_checkin(clinic, pid, "phq9")
     for answer in ["1", "1", "0", "1", "0", "1", "0", "0", "why do you ask"]:
         clinic.text(PHONE, answer)

@@ -108,6 +108,9 @@ def patients_add(
     consent: str | None = typer.Option(None, "--consent", help="channels consented to: sms,email"),
     send_window: str | None = typer.Option(None, "--send-window", help="HH:MM-HH:MM local"),
     language: str = typer.Option("en", "--language", help="en or es"),
+    questionnaire_mode: str = typer.Option(
+        "link", "--questionnaire-mode", help="link (a form link) or sms (one item per text)"
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Add a patient. Without --consent nothing is sent until consent is recorded."""
@@ -127,9 +130,34 @@ def patients_add(
             send_window=send_window,
             language=language,
             confirm_optin=rt.settings.optin_confirmation,
+            questionnaire_mode=questionnaire_mode,
         )
         pid = patient.id
     emit({"id": pid}, as_json, lambda d: f"patient {d['id']} added")
+
+
+@patients_app.command("update")
+def patients_update(
+    patient_id: int,
+    questionnaire_mode: str = typer.Option(
+        ...,
+        "--questionnaire-mode",
+        help="link: questionnaires as one text with a private form link (default); "
+        "sms: one item per text, for phones without data",
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Change a patient's settings (for now: how questionnaires go by SMS)."""
+    from worker.services.records.questionnaire_mode import set_questionnaire_mode
+
+    with runtime() as rt, transaction(rt) as session:
+        patient, changed = set_questionnaire_mode(
+            session, patient_id, questionnaire_mode, now=rt.now(), actor="cli"
+        )
+        data = patient_dict(patient) | {"changed": changed}
+    emit(
+        data, as_json, lambda d: f"patient {d['id']}: questionnaire mode {d['questionnaire_mode']}"
+    )
 
 
 @patients_app.command("list")
@@ -434,7 +462,7 @@ def preview_cmd(
     emit(
         rows,
         as_json,
-        lambda d: table(d, ["local_time", "kind", "channel", "template", "instrument"]),
+        lambda d: table(d, ["local_time", "kind", "channel", "template", "instrument", "segments"]),
     )
 
 

@@ -84,6 +84,11 @@ class Patient(Base):
     archived_at: Mapped[datetime | None]
     # From the clinic's own systems (HL7 PID-7, FHIR birthDate, CSV); never sent anywhere.
     birth_date: Mapped[date | None] = mapped_column(Date)
+    # How questionnaires (PHQ-9, GAD-7, PEG, PHQ-2, GAD-2) reach the patient by SMS: "link" (one
+    # text with a private link to a form) or "sms" (one item per text, for phones without data).
+    questionnaire_mode: Mapped[str] = mapped_column(
+        String(8), default="link", server_default="link"
+    )
 
     consents: Mapped[list[Consent]] = relationship(back_populates="patient")
 
@@ -283,6 +288,26 @@ class FollowUp(Base):
     last_paged_at: Mapped[datetime | None]
 
 
+class FormLink(Base):
+    """A private questionnaire link (GET/POST /q/{token}). Only the SHA-256 of the token is
+    kept: a copy of the database (or a backup) cannot open anyone's form. The row says what the
+    link is for; nothing about it is readable in the URL."""
+
+    __tablename__ = "form_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    instrument: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    # Set once, by the submission that recorded answers (a conditional UPDATE claims it).
+    used_at: Mapped[datetime | None]
+    # Wrong dates of birth entered (CHECKIN_FORM_VERIFY_DOB); at the limit the link is refused.
+    dob_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 class AppSecret(Base):
     """Secrets the installation generates for itself (e.g. the answer-link signing key), shared
     by every process through the database."""
@@ -464,6 +489,7 @@ __all__ = [
     "Enrollment",
     "ExternalId",
     "FollowUp",
+    "FormLink",
     "Hl7Message",
     "InboundMessage",
     "Message",

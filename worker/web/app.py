@@ -20,9 +20,9 @@ from sqlalchemy import text
 from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
 from worker.web.access import AccessContext
-from worker.web.answers import answers_router
 from worker.web.api import api_router, install_error_handlers
 from worker.web.dashboard import STATIC, dashboard_router
+from worker.web.forms import forms_router
 from worker.web.inbound_sink import InboundSink, default_sink
 from worker.web.limits import BodySizeLimit
 from worker.web.metrics import WebhookTimer, render_metrics, webhook_histogram
@@ -47,7 +47,7 @@ def create_app(
     app.state.settings = settings
     app.state.inbound_sink = sink
     app.include_router(api_router())
-    app.include_router(answers_router(settings, rt))
+    app.include_router(forms_router(settings, rt))
     app.include_router(unsubscribe_router(rt))
     app.include_router(dashboard_router(rt))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

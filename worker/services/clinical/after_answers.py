@@ -1,5 +1,6 @@
-"""What happens when answers are stored, whichever way they came (SMS or a click in an email):
-the clinical rules run and raise follow-ups; a positive screen offers the full questionnaire."""
+"""What happens when answers are stored, whichever way they came (a text, or the questionnaire
+form that SMS and email links open): the values are stored item by item, the clinical rules run
+and raise follow-ups; a positive screen offers the full questionnaire."""
 
 from __future__ import annotations
 
@@ -14,6 +15,38 @@ from worker.domain.rules import Flag, Observation, evaluate_answer, evaluate_wor
 from worker.services.clinical.followups import raise_followup
 from worker.services.outbound.send_now import queue_now
 from worker.store.models import CheckIn, Patient, Response
+
+
+def store_answers(
+    session: Session,
+    checkin: CheckIn,
+    values: dict[str, int],
+    *,
+    now: datetime,
+    source: str,
+    partial: bool,
+    late: bool,
+    inbound_id: int | None = None,
+) -> dict[str, int]:
+    """Store one Response row per answered item (missing items stay missing: never guessed)
+    and return every answer of the check-in so far, this one included."""
+    for key, value in values.items():
+        session.add(
+            Response(
+                checkin_id=checkin.id,
+                patient_id=checkin.patient_id,
+                instrument=checkin.instrument,
+                item=key,
+                value=value,
+                answered_at=now,
+                partial=partial,
+                late=late,
+                source=source,
+                inbound_id=inbound_id,
+            )
+        )
+    session.flush()
+    return answers_so_far(session, checkin.id)
 
 
 def answers_so_far(session: Session, checkin_id: int) -> dict[str, int]:

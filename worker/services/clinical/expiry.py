@@ -2,7 +2,7 @@
 abandoned part-way, kept as partial); then the missed-check-ins rule for their patients.
 
 A PHQ-9 that reached item 9 (thoughts of being better off dead or of self-harm: by SMS the
-conversation got there; by email other items were answered) and closes with item 9 unanswered
+conversation got there; by email or on the form other items were answered) and closes with item 9 unanswered
 raises a high `phq9_item9_unanswered` follow-up (CLINICAL.md: item 9 left
 unanswered is a high follow-up), once, as the check-in closes: silence there must reach a human."""
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from worker.domain.instruments import get_instrument
 from worker.domain.rules import ITEM9_KEY, missed_checkins
 from worker.services.clinical.followups import raise_followup
+from worker.services.outbound.form_links import is_form_checkin
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, Message, Response
@@ -24,21 +25,22 @@ RECENT = 10
 ITEM9_INDEX = get_instrument("phq9").keys.index(ITEM9_KEY)
 
 
-def _awaits_item9(session: Session, checkin: CheckIn) -> bool:
+def awaits_item9(session: Session, checkin: CheckIn) -> bool:
     """PHQ-9 item 9 reached the patient and has no answer: by SMS, the conversation's current
-    item is item 9; by email (every item in one message), other items were answered and item 9
-    was left out."""
+    item is item 9; on one page (an email, or the form a link opens), other items were
+    answered and item 9 was left out."""
     if checkin.instrument != "phq9":
         return False
-    if checkin.channel != "email" and checkin.item_index < ITEM9_INDEX:
+    one_page = checkin.channel == "email" or is_form_checkin(session, checkin.id)
+    if not one_page and checkin.item_index < ITEM9_INDEX:
         return False
     items = set(session.scalars(select(Response.item).where(Response.checkin_id == checkin.id)))
     if ITEM9_KEY in items:
         return False
-    return checkin.channel != "email" or bool(items)
+    return not one_page or bool(items)
 
 
-def _item9_unanswered(session: Session, checkin: CheckIn, now: datetime) -> None:
+def item9_unanswered(session: Session, checkin: CheckIn, now: datetime) -> None:
     # The message that carried item 9: the conversation's latest item, or the one email.
     prompt = session.execute(
         select(Message.id, Message.status, Message.sent_at)
@@ -76,8 +78,8 @@ def expire_checkins(rt: Runtime, now: datetime) -> int:
         patients: set[int] = set()
         for checkin in closing:
             answered = session.scalar(select(func.count()).where(Response.checkin_id == checkin.id))
-            if _awaits_item9(session, checkin):
-                _item9_unanswered(session, checkin, now)
+            if awaits_item9(session, checkin):
+                item9_unanswered(session, checkin, now)
             if answered:
                 checkin.status = "partial"
                 session.execute(

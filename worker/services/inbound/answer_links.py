@@ -1,16 +1,12 @@
-"""Signed one-click answer links for check-in emails.
+"""The installation's root secret and the keys derived from it.
 
-The token carries the message id, the item, the value and an expiry, with an HMAC over them, so
-the link can be answered without a login and cannot be altered to answer another check-in.
+(Check-in emails once carried signed answer links built here, with the message, item and value
+readable in the URL; they now carry an opaque form link: services/outbound/form_links.py.)
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
-from datetime import datetime, timedelta
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
@@ -56,42 +52,3 @@ def root_secret(settings: Settings, sessions: sessionmaker[Session]) -> bytes:
         row = session.get(AppSecret, "link_key")
         assert row is not None
         return row.value.encode()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def make_token(key: bytes, message_id: int, item: str, value: int, expires: datetime) -> str:
-    payload = f"{message_id}.{item}.{value}.{int(expires.timestamp())}"
-    mac = hmac.new(key, payload.encode(), hashlib.sha256).digest()[:16]
-    return f"{_b64(payload.encode())}.{_b64(mac)}"
-
-
-def read_token(key: bytes, token: str, now: datetime) -> tuple[int, str, int] | None:
-    """(message_id, item, value) for a valid, unexpired token; None otherwise."""
-    try:
-        p64, m64 = token.split(".", 1)
-        payload = base64.urlsafe_b64decode(p64 + "=" * (-len(p64) % 4))
-        mac = base64.urlsafe_b64decode(m64 + "=" * (-len(m64) % 4))
-        expected = hmac.new(key, payload, hashlib.sha256).digest()[:16]
-        if not hmac.compare_digest(mac, expected):
-            return None
-        mid, item, value, exp = payload.decode().split(".")
-        if now.timestamp() > int(exp):
-            return None
-        return int(mid), item, int(value)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def answer_url(
-    settings: Settings,
-    key: bytes,
-    message_id: int,
-    item: str,
-    value: int,
-    now: datetime,
-    valid: timedelta,
-) -> str:
-    return f"{settings.public_url}/r/{make_token(key, message_id, item, value, now + valid)}"

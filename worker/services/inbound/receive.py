@@ -35,7 +35,12 @@ from worker.domain.replies import ParsedAnswer, parse_answer
 from worker.domain.risk import RiskMatch, assess_risk
 from worker.domain.rules import ITEM9_KEY, evaluate_answer
 from worker.rendering import format_when
-from worker.services.clinical.after_answers import answers_so_far, raise_flags, raise_worsening
+from worker.services.clinical.after_answers import (
+    answers_so_far,
+    raise_flags,
+    raise_worsening,
+    store_answers,
+)
 from worker.services.clinical.crisis import page, start_crisis_path
 from worker.services.clinical.followups import raise_followup
 from worker.services.inbound import after_visit
@@ -48,6 +53,7 @@ from worker.store.models import (
     Appointment,
     CheckIn,
     Consent,
+    FormLink,
     InboundMessage,
     Message,
     Patient,
@@ -471,9 +477,16 @@ class _Processor:
     def open_checkin(self) -> tuple[CheckIn | None, bool]:
         """The check-in this reply answers, and whether it is late (after its window)."""
         assert self.patient is not None
+        # A check-in sent as a form link is answered on the form, never by a text: a number
+        # texted meanwhile answers the latest check-in that asked for one.
+        by_form = (
+            select(FormLink.id)
+            .join(Message, Message.id == FormLink.message_id)
+            .where(Message.checkin_id == CheckIn.id)
+        )
         latest = self.session.scalar(
             select(CheckIn)
-            .where(CheckIn.patient_id == self.patient.id)
+            .where(CheckIn.patient_id == self.patient.id, ~by_form.exists())
             .order_by(CheckIn.sent_at.desc(), CheckIn.id.desc())
             .limit(1)
         )
@@ -613,23 +626,16 @@ class _Processor:
         partial: bool,
         late: bool,
     ) -> None:
-        for key, value in values.items():
-            self.session.add(
-                Response(
-                    checkin_id=checkin.id,
-                    patient_id=checkin.patient_id,
-                    instrument=checkin.instrument,
-                    item=key,
-                    value=value,
-                    answered_at=self.now,
-                    partial=partial,
-                    late=late,
-                    source="sms",
-                    inbound_id=self.inbound.id,
-                )
-            )
-        self.session.flush()
-        answers = self.answers_so_far(checkin)
+        answers = store_answers(
+            self.session,
+            checkin,
+            values,
+            now=self.now,
+            source="sms",
+            partial=partial,
+            late=late,
+            inbound_id=self.inbound.id,
+        )
         flags = evaluate_answer(checkin.instrument, answers)
         if instrument.conversational:
             self.advance(checkin, instrument, answers, flags)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -24,14 +24,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from worker.config import parse_window
-from worker.domain.instruments import answer_key, answer_options, get_instrument
+from worker.domain.instruments import answer_key, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.domain.stop_notice import names_stop, with_stop_notice
 from worker.rendering import format_when
-from worker.services.inbound import answer_links as links
 from worker.services.outbound import stop_notice
 from worker.services.outbound.after_visit import LIVE_STATUSES as LIVE_AFTER_VISIT
 from worker.services.outbound.after_visit import TEMPLATE as AFTER_VISIT
+from worker.services.outbound.form_links import LINK_TEMPLATE, goes_by_link, new_link, store_links
 from worker.services.records import unsubscribe
 from worker.services.runtime import Runtime
 from worker.store import outbox
@@ -41,7 +41,6 @@ from worker.store.outbox import MessageStatus
 # Core statements on the tables: the ORM's unit of work is not needed on this hot path.
 MESSAGES = cast(Table, Message.__table__)
 S = MessageStatus
-ANSWER_LINK_VALIDITY = timedelta(days=3)
 #: The columns of a claimed row that the checks, the templates and recording the outcome read.
 CLAIMED_COLUMNS = tuple(
     MESSAGES.c[name]
@@ -76,6 +75,9 @@ class Prepared:
     checkin_id: int | None = None
     # Extra email headers (List-Unsubscribe: services/records/unsubscribe.py).
     headers: tuple[tuple[str, str], ...] = ()
+    # The template the body was rendered from: a questionnaire's opening SMS becomes the
+    # one-segment form link (services/form_links.py).
+    template: str = ""
 
 
 @dataclass
@@ -133,6 +135,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     facts = _load_facts(session, rows.values())
     notices = _StopNotices(rt, session, rows.values(), facts, now)
     bodies: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
     for row in (rows[mid] for mid in ids if mid in rows):
         verdict = _check(rt, row, facts, now)
         if verdict is not None:
@@ -144,7 +147,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             extra["unsubscribe_url"] = unsubscribe.new_link(
                 session, rt.settings, row.patient_id, row.id, now
             )
-        prepared = _render(rt, row, facts, now, extra)
+        prepared = _render(rt, row, facts, now, links, extra)
         prepared, stop = notices.apply(row, prepared)
         out.prepared.append(prepared)
         bodies.append(
@@ -154,8 +157,11 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 "m_body": prepared.body,
                 "m_subject": prepared.subject,
                 "m_stop": stop,
+                "m_template": prepared.template,
             }
         )
+    # Before the bodies that carry them: a link exists before its message can be sent.
+    store_links(session, links)
     if bodies:
         session.execute(
             update(MESSAGES)
@@ -165,6 +171,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 body=bindparam("m_body"),
                 subject=bindparam("m_subject"),
                 stop_notice=bindparam("m_stop"),
+                template=bindparam("m_template"),
             ),
             bodies,
         )
@@ -190,7 +197,16 @@ def _load_facts(session: Session, rows: Iterable[Row[Any]]) -> _Facts:
     patients = _by_id(
         session,
         pids,
-        select(p.c.id, p.c.archived_at, p.c.tz, p.c.send_window, p.c.phone, p.c.email, *flags),
+        select(
+            p.c.id,
+            p.c.archived_at,
+            p.c.tz,
+            p.c.send_window,
+            p.c.phone,
+            p.c.email,
+            p.c.questionnaire_mode,
+            *flags,
+        ),
     )
     consents = {
         (pid, ch)
@@ -320,18 +336,41 @@ class _StopNotices:
 
 
 def _render(
-    rt: Runtime, m: Row[Any], facts: _Facts, now: datetime, extra: dict[str, Any]
+    rt: Runtime,
+    m: Row[Any],
+    facts: _Facts,
+    now: datetime,
+    links: list[dict[str, Any]],
+    extra: dict[str, Any],
 ) -> Prepared:
     patient = facts.patients.get(m.patient_id) if m.patient_id is not None else None
     to = _address(m, patient)
     assert to is not None
     context = _context(rt, m, patient, facts, now)
     context.update(extra)
+    template = str(m.template)
+    if (
+        m.kind == "checkin"
+        and patient is not None
+        and goes_by_link(
+            channel=m.channel,
+            template=template,
+            instrument=m.instrument,
+            item_index=int(context.get("item_index", 0)),
+            mode=patient.questionnaire_mode,
+        )
+    ):
+        context["form_url"], link = new_link(
+            rt.settings, message_id=m.id, patient_id=patient.id, instrument=m.instrument, now=now
+        )
+        links.append(link)
+        if m.channel == "sms":
+            template = LINK_TEMPLATE
     subject = html = None
     if m.channel == "sms":
-        body = rt.renderer.sms(m.template, m.language, context)
+        body = rt.renderer.sms(template, m.language, context)
     else:
-        rendered = rt.renderer.email(m.template, m.language, context)
+        rendered = rt.renderer.email(template, m.language, context)
         subject, body, html = rendered.subject, rendered.text, rendered.html
     domain = (rt.settings.email_from or "checkin.invalid").rsplit("@", 1)[-1]
     return Prepared(
@@ -354,6 +393,7 @@ def _render(
         headers=tuple(unsubscribe.headers(extra["unsubscribe_url"], rt.settings).items())
         if "unsubscribe_url" in extra
         else (),
+        template=template,
     )
 
 
@@ -381,30 +421,13 @@ def _context(
                 stem=instrument.stem,
                 first=index == 0,
             )
-            # By SMS a questionnaire is a conversation, one item per message; an email carries
-            # every item, each with its own one-click answers.
+            # By SMS (questionnaire_mode=sms) a questionnaire is a conversation, one item per
+            # message; otherwise it goes as one link to the form (see _render).
             items = [item] if m.channel == "sms" else list(instrument.items)
         else:
             items = list(instrument.items)
         ctx["items"] = [
-            {
-                "key": it.key,
-                "text": it.text,
-                "minimum": it.minimum,
-                "maximum": it.maximum,
-                "links": [
-                    {
-                        "value": v,
-                        "label": label,
-                        "url": links.answer_url(
-                            s, rt.link_key, m.id, it.key, v, now, ANSWER_LINK_VALIDITY
-                        ),
-                    }
-                    for v, label in answer_options(instrument, it)
-                ]
-                if m.channel == "email"
-                else [],
-            }
+            {"key": it.key, "text": it.text, "minimum": it.minimum, "maximum": it.maximum}
             for it in items
         ]
     if m.appointment_id is not None and patient is not None:

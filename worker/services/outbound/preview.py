@@ -15,6 +15,7 @@ from worker.domain.planning import (
     reminder_specs,
 )
 from worker.services.outbound.plan import patient_view
+from worker.services.outbound.segment_cost import sms_cost
 from worker.services.records.patients import get_patient, has_consent
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -25,6 +26,11 @@ from worker.store.outbox import DONE
 @dataclass(frozen=True)
 class PreviewItem:
     spec: MessageSpec
+    # As it will be rendered: a questionnaire by link goes as `checkin_link` (segment_cost.py).
+    template: str = ""
+    # SMS segments it will cost (a questionnaire in questionnaire_mode=sms: every item's text
+    # added up); None for email.
+    segments: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         s = self.spec
@@ -33,9 +39,10 @@ class PreviewItem:
             "local_time": s.local_time,
             "kind": s.kind,
             "channel": s.channel,
-            "template": s.template,
+            "template": self.template or s.template,
             "instrument": s.instrument,
             "appointment_id": s.appointment_id,
+            "segments": self.segments,
         }
 
 
@@ -53,6 +60,8 @@ def preview(rt: Runtime, patient_id: int, now: datetime, days: int) -> list[Prev
         if not has_consent(session, patient.id, patient.channel):
             return []
         specs: list[MessageSpec] = []
+        mode = patient.questionnaire_mode
+        booked: dict[int, tuple[datetime, str | None, str, str]] = {}
         for sch in session.scalars(
             select(Schedule).where(Schedule.patient_id == patient_id, Schedule.status == "active")
         ):
@@ -70,6 +79,7 @@ def preview(rt: Runtime, patient_id: int, now: datetime, days: int) -> list[Prev
                 Appointment.starts_at > now,
             )
         ):
+            booked[appt.id] = (appt.starts_at, appt.location, appt.kind, patient.tz)
             specs += reminder_specs(
                 view,
                 AppointmentView(appt.id, appt.kind, appt.starts_at, appt.version, appt.location),
@@ -89,6 +99,12 @@ def preview(rt: Runtime, patient_id: int, now: datetime, days: int) -> list[Prev
             if keys
             else set()
         )
-    items = [PreviewItem(s) for s in specs if s.dedupe_key not in settled]
+    items = []
+    for s in specs:
+        if s.dedupe_key in settled:
+            continue
+        when = booked.get(s.appointment_id) if s.appointment_id is not None else None
+        template, cost = sms_cost(rt, s, mode=mode, appointment=when)
+        items.append(PreviewItem(s, template, cost))
     items.sort(key=lambda i: (i.spec.due_at, i.spec.dedupe_key))
     return items

@@ -197,9 +197,6 @@ def send_chunk(
         return {}
     held = len(ids) if pool is not None else 0
     try:
-        # Read (or create) the link key before our transaction: on SQLite a second transaction
-        # opened from inside this one would wait on our own lock.
-        _ = rt.link_key
         now = now_fn()
         with session_scope(rt.sessions) as session:
             claimed = claim_and_prepare(rt, session, ids, now)

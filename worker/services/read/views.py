@@ -33,6 +33,7 @@ def patient_dict(p: Patient) -> dict[str, Any]:
         "channel": p.channel,
         "language": p.language,
         "send_window": p.send_window,
+        "questionnaire_mode": p.questionnaire_mode,
         "created_at": _iso(p.created_at),
         "external_ids": _external_ids(p, "patient"),
     }

@@ -22,7 +22,12 @@ from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services.errors import InvalidInput
 from worker.services.input_limits import NAME_MAX, check_text
 from worker.services.records import audit
-from worker.services.records.patients import get_patient, has_consent, withdraw_consent
+from worker.services.records.patients import (
+    check_questionnaire_mode,
+    get_patient,
+    has_consent,
+    withdraw_consent,
+)
 from worker.store.models import Appointment, Message, Patient, Schedule
 from worker.store.outbox import MessageStatus
 
@@ -40,6 +45,7 @@ def update_patient(
     email: str | None,
     send_window: str | None,
     language: str,
+    questionnaire_mode: str | None = None,
 ) -> tuple[Patient, list[str]]:
     """Apply the new details; returns (patient, names of the fields that changed). Raises
     InvalidInput (nothing written) with the same messages as `add_patient`, or NotFound."""
@@ -67,6 +73,8 @@ def update_patient(
             parse_window(window)
         except ValueError as exc:
             raise InvalidInput(f"send window: {exc}") from None
+    if questionnaire_mode is not None:
+        check_questionnaire_mode(questionnaire_mode)
     new: dict[str, Any] = {
         "name": name,
         "tz": tz,
@@ -75,6 +83,8 @@ def update_patient(
         "email": email_norm,
         "send_window": window,
         "language": language,
+        # Read when each message is rendered: a change needs no re-planning.
+        "questionnaire_mode": questionnaire_mode or patient.questionnaire_mode,
     }
     changed = [k for k, v in new.items() if getattr(patient, k) != v]
     if not changed:

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from worker.config import parse_window
 from worker.domain.contact import ContactError, normalize_email, normalize_phone
+from worker.domain.forms import QUESTIONNAIRE_MODES
 from worker.domain.names import CHANNELS, LANGUAGES
 from worker.domain.schedule import ScheduleError, validate_zone
 from worker.services.errors import InvalidInput, NotFound
@@ -34,6 +35,7 @@ def add_patient(
     language: str = "en",
     actor: str = "cli",
     confirm_optin: bool = True,
+    questionnaire_mode: str = "link",
 ) -> Patient:
     """Validate and add a patient; raises InvalidInput and writes nothing on bad input.
 
@@ -62,6 +64,7 @@ def add_patient(
             parse_window(send_window)
         except ValueError as exc:
             raise InvalidInput(f"send window: {exc}") from None
+    check_questionnaire_mode(questionnaire_mode)
     consents = consent or []
     for c in consents:
         if c not in CHANNELS:
@@ -78,6 +81,7 @@ def add_patient(
         channel=channel,
         language=language,
         send_window=send_window,
+        questionnaire_mode=questionnaire_mode,
         created_at=now,
     )
     session.add(patient)
@@ -99,6 +103,13 @@ def add_patient(
         detail={"consent": list(dict.fromkeys(consents)), "channel": channel},
     )
     return patient
+
+
+def check_questionnaire_mode(mode: str) -> None:
+    if mode not in QUESTIONNAIRE_MODES:
+        raise InvalidInput(
+            f"questionnaire mode must be one of {', '.join(QUESTIONNAIRE_MODES)}, got {mode!r}"
+        )
 
 
 def get_patient(session: Session, patient_id: int) -> Patient:

@@ -44,6 +44,7 @@ from worker.web.api.records import FollowUpOut, ResponseOut, visible_followups
 Channel = Literal["sms", "email"]
 Kind = Literal["infusion", "therapy", "physical_therapy", "consult"]
 Instrument = Literal["mood", "pain", "mood_pain", "sleep", "phq2", "phq9", "gad2", "gad7", "peg"]
+QuestionnaireMode = Literal["link", "sms"]
 
 _LOCAL = re.compile(r"^(\d{4})-\d{2}-\d{2}T\d{2}:\d{2}$")
 
@@ -117,6 +118,14 @@ class PatientIn(Input):
         Clean,
     ] = None
     language: Literal["en", "es"] = "en"
+    questionnaire_mode: QuestionnaireMode = "link"
+
+
+class PatientPatch(BaseModel):
+    """The settings that can be changed here (for now, how questionnaires go by SMS)."""
+
+    model_config = ConfigDict(extra="forbid")
+    questionnaire_mode: QuestionnaireMode
 
 
 class ExternalIdOut(BaseModel):
@@ -133,6 +142,10 @@ class PatientOut(BaseModel):
     channel: str
     language: str
     send_window: str | None
+    questionnaire_mode: QuestionnaireMode = Field(
+        description="link: questionnaires go as one text with a private form link; "
+        "sms: one item per text (for phones without data)"
+    )
     created_at: IsoTime
     external_ids: list[ExternalIdOut] = Field(
         default_factory=list, description="The source systems' identifiers (MRNs)."
@@ -264,6 +277,11 @@ class PreviewOut(BaseModel):
     template: str
     instrument: str | None
     appointment_id: int | None
+    segments: int | None = Field(
+        default=None,
+        description="SMS segments it will cost (a questionnaire sent one item per text: all "
+        "of them); null for email",
+    )
 
 
 class PatientDetail(PatientOut):
@@ -384,6 +402,27 @@ def patients_router() -> APIRouter:
             language=body.language,
             actor=caller.name,
             confirm_optin=rt.settings.optin_confirmation,
+            questionnaire_mode=body.questionnaire_mode,
+        )
+        return patient_out(patient)
+
+    @router.patch(
+        "/patients/{patient_id}",
+        tags=["patients"],
+        response_model=PatientOut,
+        responses=NOT_FOUND,
+        summary="Change a patient's questionnaire mode (as `checkin patients update`)",
+    )
+    def patch_patient(
+        patient_id: Id, body: PatientPatch, session: DB, caller: Caller, now: Now
+    ) -> dict[str, Any]:
+        """`questionnaire_mode`: `link` (the default) sends a questionnaire as one text with a
+        private link to the form; `sms` keeps one item per text. Applies to every message not
+        yet sent; recorded in the audit trail."""
+        from worker.services.records.questionnaire_mode import set_questionnaire_mode
+
+        patient, _ = set_questionnaire_mode(
+            session, patient_id, body.questionnaire_mode, now=now, actor=caller.name
         )
         return patient_out(patient)
 

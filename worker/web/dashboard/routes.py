@@ -27,6 +27,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from worker.domain.forms import QUESTIONNAIRE_MODES
 from worker.domain.names import APPOINTMENT_KINDS, CHANNELS, INSTRUMENTS, LANGUAGES
 from worker.rendering import shipped_templates_dir
 from worker.services.errors import InvalidInput, NotFound
@@ -1039,6 +1040,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
             error=error,
             channels=CHANNELS,
             languages=LANGUAGES,
+            questionnaire_modes=QUESTIONNAIRE_MODES,
             zones=_zones(),
             default_window=settings.send_window,
         )
@@ -1054,6 +1056,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 "channel": "sms",
                 "language": "en",
                 "send_window": "",
+                "questionnaire_mode": "link",
                 "consent_sms": "",
                 "consent_email": "",
                 "consent_source": "",
@@ -1081,6 +1084,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 language=_form_str(form, "language") or "en",
                 actor=ctx.actor,
                 confirm_optin=rt.settings.optin_confirmation,
+                questionnaire_mode=_form_str(form, "questionnaire_mode") or "link",
             )
             return _redirect(f"/patients/{patient.id}?done=patient_added")
 
@@ -1110,6 +1114,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 "channel": p.channel,
                 "language": p.language,
                 "send_window": p.send_window or "",
+                "questionnaire_mode": p.questionnaire_mode,
             }
             return _patient_form(request, ctx, values=values, patient_id=patient_id)
 
@@ -1131,6 +1136,7 @@ def dashboard_router(rt: Runtime) -> APIRouter:
                 email=_opt(form, "email"),
                 send_window=_opt(form, "send_window"),
                 language=_form_str(form, "language") or "en",
+                questionnaire_mode=_opt(form, "questionnaire_mode"),
             )
             done = "patient_saved" if changed else "patient_unchanged"
             return _redirect(f"/patients/{patient_id}?done={done}")

@@ -1,7 +1,7 @@
 """consent texts: email unsubscribe tokens, the monthly STOP notice flag on messages
 
 Revision ID: 0008_consent_visits
-Revises: 0006
+Revises: 0007_forms
 Create Date: 2026-12-07 02:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_consent_visits"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007_forms"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
