@@ -109,6 +109,7 @@ def seed_due(url: str, now: datetime, n: int, first_phone: int = 0) -> None:
                 channel="sms",
                 phone=f"+1212555{i:04d}",
                 consent=["sms"],
+                confirm_optin=False,  # no opt-in text: not what this test counts
                 send_window="00:00-24:00",
             )
             add_schedule(

@@ -86,8 +86,12 @@ def email_checkin(clinic: Clinic, instrument: str) -> tuple[int, str]:
     assert clinic.cli.json("tick", "--now", at.isoformat())["sent"] == 1
     [raw] = clinic.mail_to(ADDRESS)
     links = re.findall(r"https?://\S+", text_part(raw))
-    assert len(links) == 1, links
-    [link] = links
+    # One questionnaire link, and the one-click unsubscribe link every patient email carries
+    # (tests/integration/test_email_unsubscribe.py): nothing else, no answer in any URL.
+    forms = [u for u in links if "/q/" in u]
+    assert len(forms) == 1 and len(links) == 2, links
+    assert any("/u/" in u for u in links), links
+    [link] = forms
     assert re.fullmatch(re.escape(clinic.base_url) + r"/q/[A-Za-z0-9_-]{22}", link), link
     assert f'href="{link}"' in html_part(raw)
     return pid, link

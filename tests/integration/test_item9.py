@@ -60,6 +60,7 @@ def start_phq9(rt: Runtime, language: str = "en") -> None:
             channel="sms",
             phone=PHONE,
             consent=["sms"],
+            confirm_optin=False,  # no opt-in text: not what this test counts
             send_window="00:00-24:00",
             language=language,
         )
@@ -253,6 +254,7 @@ def remind(rt: Runtime, at: datetime) -> int:
                 channel="sms",
                 phone=PHONE,
                 consent=["sms"],
+                confirm_optin=False,  # no opt-in text: not what this test counts
                 send_window="00:00-24:00",
             ).id
         appointment = add_appointment(
@@ -321,6 +323,7 @@ def email_phq9(rt: Runtime, answered: list[int]) -> CheckIn:
             channel="email",
             email="pat.doe@mail.example",
             consent=["email"],
+            confirm_optin=False,  # no opt-in text: not what this test counts
             send_window="00:00-24:00",
         )
         mid = queue_now(

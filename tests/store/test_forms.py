@@ -66,6 +66,7 @@ def send_questionnaire(
             phone=PHONE,
             email="pat@example.org",
             consent=[channel],
+            confirm_optin=False,  # no opt-in text: not what this test counts
             send_window="00:00-24:00",
             language=language,
             questionnaire_mode=mode,
