@@ -42,7 +42,7 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("web/access.py", "unknown"): (1, NO_ADDRESS),
     ("web/api/patients.py", "cancelled"): (1, APPOINTMENT),
     ("web/dashboard/common.py", "unknown"): (1, NO_ADDRESS),
-    ("web/dashboard/data.py", "cancelled"): (2, APPOINTMENT),
+    ("web/dashboard/chart.py", "cancelled"): (2, APPOINTMENT),
     ("web/webhooks.py", "unknown"): (1, NO_ADDRESS),
 }
 

@@ -1,7 +1,8 @@
 """The staff dashboard (server-rendered HTML, plain forms). `common.py` holds what every page
 shares (the request plumbing, the renderer, the security headers); each resource has its own
 module returning its routes (auth, api_docs, audit, queue, patients, schedules, appointments,
-ops, imports), assembled here; data.py holds their read queries."""
+ops, imports), assembled here; their read queries are in worker/services/read/ (queue_rows,
+patient_record, ops_page, wording), the patient chart in chart.py."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from worker.rendering import shipped_templates_dir
 from worker.services.errors import InvalidInput, NotFound
+from worker.services.read import wording
 from worker.services.records import accounts, audit
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
@@ -40,7 +41,6 @@ from worker.web.auth import (
     same_origin,
     session_user,
 )
-from worker.web.dashboard import data
 
 log = logging.getLogger("worker.web.dashboard")
 
@@ -194,7 +194,7 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters["local"] = data.local
+        self.env.filters["local"] = wording.local
         self.env.filters["urlq"] = lambda v: quote(str(v), safe="")
         self.idle = timedelta(minutes=self.settings.session_idle_minutes)
         self._sessions: Sessions | None = None

@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from worker.services.read.ops_page import operations
 from worker.services.records import accounts
-from worker.web.dashboard import data
 from worker.web.dashboard.common import Ctx, Dashboard
 
 
@@ -23,7 +23,7 @@ def routes(d: Dashboard) -> APIRouter:
                 ctx.user,
                 ctx.session,
                 request=request,
-                ops=data.operations(ctx.db, settings, ctx.now),
+                ops=operations(ctx.db, settings, ctx.now),
                 now=ctx.now,
             )
 

@@ -13,9 +13,10 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from worker.domain.names import APPOINTMENT_KINDS, INSTRUMENTS
+from worker.services.read import patient_record, queue_rows, wording
 from worker.services.records import accounts, audit
 from worker.store.models import User
-from worker.web.dashboard import data
+from worker.web.dashboard import chart
 from worker.web.dashboard.common import WEEKDAYS, Ctx, Dashboard, int_param, message, redirect
 
 CHART_DAYS = (14, 30, 60, 90, 180, 365)
@@ -47,7 +48,7 @@ def patient_page(
     clinical = accounts.can_see_clinical(ctx.user)
     days = int_param(request.query_params.get("days"), 30, CHART_DAYS)
     limit = int_param(request.query_params.get("messages"), 50, (50, 200, 1000))
-    svg, table = data.chart(ctx.db, p, ctx.now, days) if clinical else ("", {})
+    svg, table = chart.chart(ctx.db, p, ctx.now, days) if clinical else ("", {})
     items: list[dict[str, object]] = ctx.pre[1] if ctx.pre else []
     if not clinical:
         items = [i for i in items if i["kind"] == "reminder"]
@@ -62,12 +63,12 @@ def patient_page(
         p=p,
         local_now=local_now,
         consent=consent_state(ctx.db, patient_id),
-        followups=data.queue(ctx.db, ctx.user, ctx.now, patient_id=patient_id),
+        followups=queue_rows.queue(ctx.db, ctx.user, ctx.now, patient_id=patient_id),
         svg=svg,
         chart_table=table,
         days=days,
         chart_days=CHART_DAYS,
-        messages=data.conversation(ctx.db, patient_id, limit) if clinical else [],
+        messages=patient_record.conversation(ctx.db, patient_id, limit) if clinical else [],
         message_limit=limit,
         planned=items[:15],
         planned_total=len(items),
@@ -77,9 +78,9 @@ def patient_page(
         protocols=sorted(d.rt.protocols.values(), key=lambda pr: pr.name) if clinical else [],
         instruments=INSTRUMENTS,
         kinds=APPOINTMENT_KINDS,
-        kind_labels=data.KIND_LABELS,
+        kind_labels=wording.KIND_LABELS,
         weekdays=WEEKDAYS,
-        audit=data.audit_trail(ctx.db, patient_id) if clinical else [],
+        audit=patient_record.audit_trail(ctx.db, patient_id) if clinical else [],
         error=error,
         values=values or {},
         back=f"/patients/{patient_id}",

@@ -12,8 +12,8 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.domain.forms import QUESTIONNAIRE_MODES
 from worker.domain.names import CHANNELS, LANGUAGES
+from worker.services.read import patient_record, wording
 from worker.services.records import accounts, audit
-from worker.web.dashboard import data
 from worker.web.dashboard.common import (
     Ctx,
     Dashboard,
@@ -42,7 +42,7 @@ def routes(d: Dashboard) -> APIRouter:
                 ctx.user,
                 ctx.session,
                 request=request,
-                rows=data.patient_rows(ctx.db, ctx.user, q, ctx.now),
+                rows=patient_record.patient_rows(ctx.db, ctx.user, q, ctx.now),
                 q=q,
             )
 
@@ -238,7 +238,7 @@ def routes(d: Dashboard) -> APIRouter:
                 p=p,
                 items=items,
                 days=days,
-                kind_labels=data.KIND_LABELS,
+                kind_labels=wording.KIND_LABELS,
             )
 
         return handle(

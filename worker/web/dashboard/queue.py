@@ -8,8 +8,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from worker.services.errors import NotFound
+from worker.services.read import queue_rows, wording
 from worker.services.records import accounts, audit
-from worker.web.dashboard import data
 from worker.web.dashboard.common import (
     Ctx,
     Dashboard,
@@ -38,7 +38,7 @@ def routes(d: Dashboard) -> APIRouter:
             status = "active"
 
         def body(ctx: Ctx) -> Response:
-            rows = data.queue(ctx.db, ctx.user, ctx.now, status=status)
+            rows = queue_rows.queue(ctx.db, ctx.user, ctx.now, status=status)
             audit.access(ctx.db, now=ctx.now, action="search", entity="followups")
             return render(
                 "queue.html.j2",
@@ -47,7 +47,7 @@ def routes(d: Dashboard) -> APIRouter:
                 request=request,
                 rows=rows,
                 status=status,
-                counts=data.queue_counts(ctx.db, ctx.user),
+                counts=queue_rows.queue_counts(ctx.db, ctx.user),
                 now=ctx.now,
                 back="/queue" + (f"?status={status}" if status != "active" else ""),
             )
@@ -72,7 +72,7 @@ def routes(d: Dashboard) -> APIRouter:
             )
         except FollowupHidden:
             raise Denied from None
-        sla = data.SLA.get(view.item.severity)
+        sla = wording.SLA.get(view.item.severity)
         return render(
             "followup.html.j2",
             ctx.user,
@@ -80,12 +80,12 @@ def routes(d: Dashboard) -> APIRouter:
             status,
             request=request,
             v=view,
-            reason_label=data.REASON_LABELS.get(view.item.reason, view.item.reason),
-            reason_labels=data.REASON_LABELS,
+            reason_label=wording.REASON_LABELS.get(view.item.reason, view.item.reason),
+            reason_labels=wording.REASON_LABELS,
             step_labels=STEP_LABELS,
-            ago=lambda at: data.human_age(ctx.now - at),
+            ago=lambda at: wording.human_age(ctx.now - at),
             fmt=lambda x: f"{x:.1f}".removesuffix(".0"),
-            sla=data.sla_text(sla) if sla is not None else None,
+            sla=wording.sla_text(sla) if sla is not None else None,
             error=error,
             note=note,
         )
@@ -117,7 +117,7 @@ def routes(d: Dashboard) -> APIRouter:
                 resolve(ctx.db, followup_id, by=ctx.actor, note=opt(form, "note"), now=ctx.now)
             ctx.db.flush()
             if is_script(request):
-                row = data.one_queue_row(ctx.db, ctx.user, followup_id, ctx.now)
+                row = queue_rows.one_queue_row(ctx.db, ctx.user, followup_id, ctx.now)
                 html = d.env.get_template("_followup_row.html.j2").render(
                     r=row, csrf=ctx.session.csrf, back=back, can=d.can(ctx.user)
                 )
@@ -137,7 +137,7 @@ def routes(d: Dashboard) -> APIRouter:
                     note=form_str(form, "note"),
                     status=422,
                 )
-            rows = data.queue(ctx.db, ctx.user, ctx.now)
+            rows = queue_rows.queue(ctx.db, ctx.user, ctx.now)
             return render(
                 "queue.html.j2",
                 ctx.user,
@@ -146,7 +146,7 @@ def routes(d: Dashboard) -> APIRouter:
                 request=request,
                 rows=rows,
                 status="active",
-                counts=data.queue_counts(ctx.db, ctx.user),
+                counts=queue_rows.queue_counts(ctx.db, ctx.user),
                 now=ctx.now,
                 back="/queue",
                 error=message(exc),
