@@ -79,8 +79,9 @@ def sample_context(name: str, language: str, kind: str) -> dict[str, Any]:
         "clinic_phone": SAMPLE_PHONE,
         "language": language,
     }
-    if name.startswith("checkin_"):
-        # Every check-in email, and a questionnaire's SMS by link, carry the form's link.
+    if name.startswith("checkin_") or name == "after_visit":
+        # Every check-in email (the day-after-visit one too), and a questionnaire's SMS by
+        # link, carry the form's link.
         ctx["form_url"] = SAMPLE_FORM_URL
     if name == "checkin_item":
         instrument = get_instrument("phq9", language)
