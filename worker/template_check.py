@@ -75,10 +75,13 @@ def sample_context(name: str, language: str, kind: str) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "clinic_name": SAMPLE_CLINIC,
         "clinic_phone": SAMPLE_PHONE,
+        # The product passes CHECKIN_SMS_SENDER_NAME, or the clinic name, to every template.
+        "sms_sender": SAMPLE_CLINIC,
         "language": language,
     }
-    if name.startswith("checkin_"):
-        # Every check-in email, and a questionnaire's SMS by link, carry the form's link.
+    if name.startswith("checkin_") or name == "after_visit":
+        # Every check-in email (the day-after-visit one extends the same layout), and a
+        # questionnaire's SMS by link, carry the form's link.
         ctx["form_url"] = SAMPLE_FORM_URL
     if name == "checkin_item":
         instrument = get_instrument("phq9", language)
