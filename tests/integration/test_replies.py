@@ -136,6 +136,8 @@ def test_stop_sends_one_confirmation_and_nothing_else_ever_after(clinic: Clinic)
     sent = clinic.sms_to(PHONE)
     assert len(sent) == 1 and "no more text messages" in sent[0] and "START" in sent[0]
     assert sent[0].startswith("Riverside Pain & Wellness: You are unsubscribed.")
+    # The month's STOP notice never rides on the confirmation of a STOP.
+    assert "opt out" not in sent[0], sent[0]
     assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["opt_out"]
     rows = [
         m
