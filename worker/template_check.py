@@ -31,6 +31,8 @@ SAMPLE_LOCATION: Final = "Riverside Medical Plaza, 4500 W Main St, Suite 210"
 SAMPLE_LINK: Final = "https://checkin.riverside-pain.example/followups/8f3a2c71"
 # A questionnaire link as services/outbound/form_links.py makes it: /q/ and a 22-character token.
 SAMPLE_FORM_URL: Final = "https://checkin.riverside-pain.example/q/Xb7qP0-rT9sLmN2vW4yZaQ"
+# A reminder email's links as services/outbound/appointment_links.py makes them.
+SAMPLE_APPOINTMENT_URL: Final = "https://checkin.riverside-pain.example/a/Kq3vN8-wT1sLmB5xR7yZcE"
 _KINDS: Final = ("sms", "email")
 _EMAIL_SUFFIXES: Final = (".subject.txt.j2", ".html.j2", ".txt.j2")
 # The instrument behind each one-question check-in; checkin_item is sampled with PHQ-9 item 9.
@@ -80,8 +82,8 @@ def sample_context(name: str, language: str, kind: str) -> dict[str, Any]:
         "language": language,
     }
     if name.startswith("checkin_") or name == "after_visit":
-        # Every check-in email (the day-after-visit one extends the same layout), and a
-        # questionnaire's SMS by link, carry the form's link.
+        # Every check-in email (the day-after-visit one too), and a questionnaire's SMS by
+        # link, carry the form's link.
         ctx["form_url"] = SAMPLE_FORM_URL
     if name == "checkin_item":
         instrument = get_instrument("phq9", language)
@@ -105,6 +107,11 @@ def sample_context(name: str, language: str, kind: str) -> dict[str, Any]:
             location=SAMPLE_LOCATION,
             kind=appointment_kind if appointment_kind in APPOINTMENT_KINDS else "infusion",
         )
+        if kind == "email" and name.startswith("reminder_"):
+            ctx.update(
+                confirm_url=f"{SAMPLE_APPOINTMENT_URL}/confirm",
+                reschedule_url=f"{SAMPLE_APPOINTMENT_URL}/reschedule",
+            )
     elif name == "clarify":
         ctx.update(low=0, high=10)
     elif name == "oncall_page":

@@ -353,6 +353,9 @@ def test_c_confirms_the_next_appointment(clinic: Clinic) -> None:
     clinic.text(PHONE, "C")
     [appt] = clinic.cli.json("appointments", "list", str(pid))
     assert appt["id"] == aid and appt["confirmed_at"] is not None
+    # The audit row a reminder email's confirm link writes too (test_email_appointment_links.py).
+    [event] = [e for e in clinic.cli.json("audit", "list") if e["action"] == "appointment.confirm"]
+    assert (event["actor"], event["detail"]["via"]) == ("patient", "sms")
 
 
 def test_cancel_opts_out_and_asks_staff_to_check_intent(clinic: Clinic) -> None:

@@ -452,6 +452,27 @@ class UnsubscribeToken(Base):
     used_at: Mapped[datetime | None]
 
 
+class AppointmentLink(Base):
+    """An appointment reminder email's confirm / request-a-new-time link (GET and POST
+    /a/{token}/confirm|reschedule). Only the SHA-256 of the token is kept; the row names the
+    appointment and the version it was sent for: a link outlives neither the appointment's start
+    nor a reschedule or cancellation. `used_at` and `action` are set once, by the POST that
+    recorded the patient's choice (a conditional UPDATE claims it)."""
+
+    __tablename__ = "appointment_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), index=True)
+    appointment_version: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    action: Mapped[str | None] = mapped_column(String(12))
+
+
 class Hl7Message(Base):
     """One HL7 v2 message as received over MLLP, stored verbatim before it is applied.
 

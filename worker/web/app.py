@@ -21,6 +21,7 @@ from worker.config import Settings
 from worker.services.runtime import Runtime, build_runtime
 from worker.web.access import AccessContext
 from worker.web.api import api_router, install_error_handlers
+from worker.web.appointment_links import appointment_links_router
 from worker.web.dashboard import STATIC, dashboard_router
 from worker.web.forms import forms_router
 from worker.web.inbound_sink import InboundSink, default_sink
@@ -49,6 +50,7 @@ def create_app(
     app.include_router(api_router())
     app.include_router(forms_router(settings, rt))
     app.include_router(unsubscribe_router(rt))
+    app.include_router(appointment_links_router(rt))
     app.include_router(dashboard_router(rt))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_error_handlers(app)

@@ -13,9 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -34,7 +33,6 @@ from worker.domain.keywords import (
 from worker.domain.replies import ParsedAnswer, parse_answer
 from worker.domain.risk import RiskMatch, assess_risk
 from worker.domain.rules import ITEM9_KEY, evaluate_answer
-from worker.rendering import format_when
 from worker.services.clinical.after_answers import (
     answers_so_far,
     raise_flags,
@@ -43,7 +41,7 @@ from worker.services.clinical.after_answers import (
 )
 from worker.services.clinical.crisis import page, start_crisis_path
 from worker.services.clinical.followups import raise_followup
-from worker.services.inbound import after_visit
+from worker.services.inbound import after_visit, appointment_outcome
 from worker.services.outbound.send_now import queue_now
 from worker.services.records import optin, visits
 from worker.services.records.patients import grant_consent, has_consent, withdraw_consent
@@ -442,17 +440,16 @@ class _Processor:
         )
         if reminded is None:
             return self.rebook_missed_visit(verdict)
-        detail = {"appointment_id": reminded.id, "starts_at": reminded.starts_at.isoformat()}
         context: dict[str, Any] = {}
+        via = {"via": "sms", "inbound_id": self.inbound.id}
         if verdict == "confirm":
-            if reminded.confirmed_at is None:
-                reminded.confirmed_at = self.now
-                reminded.updated_at = self.now
-            starts = reminded.starts_at
-            starts = starts if starts.tzinfo is not None else starts.replace(tzinfo=UTC)
-            local = starts.astimezone(ZoneInfo(self.patient.tz)).replace(tzinfo=None)
-            context["when"] = format_when(local, self.lang)
+            appointment_outcome.confirm(self.session, reminded, now=self.now, via=via)
+            context["when"] = appointment_outcome.local_when(reminded, self.patient.tz, self.lang)
+        elif verdict == "reschedule":
+            # The same request a reminder email's "request a new time" button makes.
+            appointment_outcome.ask_for_new_time(self.session, reminded, now=self.now, via=via)
         else:
+            detail = {"appointment_id": reminded.id, "starts_at": reminded.starts_at.isoformat()}
             self.followup(_APPOINTMENT_FOLLOWUPS[verdict], "routine", **detail)
         # The outcome in the patient's words ("Confirmed: Tue Mar 10, 2:00 PM."), not a generic ack.
         self.reply(f"appointment_{verdict}", "ack", context)

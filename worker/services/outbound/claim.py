@@ -28,7 +28,7 @@ from worker.domain.instruments import answer_key, get_instrument
 from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.domain.stop_notice import names_stop, with_stop_notice
 from worker.rendering import format_when
-from worker.services.outbound import stop_notice
+from worker.services.outbound import appointment_links, stop_notice
 from worker.services.outbound.after_visit import LIVE_STATUSES as LIVE_AFTER_VISIT
 from worker.services.outbound.after_visit import TEMPLATE as AFTER_VISIT
 from worker.services.outbound.form_links import LINK_TEMPLATE, goes_by_link, new_link, store_links
@@ -136,6 +136,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     notices = _StopNotices(rt, session, rows.values(), facts, now)
     bodies: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
+    appt_links: list[dict[str, Any]] = []
     for row in (rows[mid] for mid in ids if mid in rows):
         verdict = _check(rt, row, facts, now)
         if verdict is not None:
@@ -147,6 +148,21 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             extra["unsubscribe_url"] = unsubscribe.new_link(
                 session, rt.settings, row.patient_id, row.id, now
             )
+            if appointment_links.carries_links(
+                channel=row.channel, kind=row.kind, appointment_id=row.appointment_id
+            ):
+                # The appointment is live and at this version: _check let the row through.
+                urls, link = appointment_links.new_links(
+                    rt.settings,
+                    message_id=row.id,
+                    patient_id=row.patient_id,
+                    appointment_id=row.appointment_id,
+                    appointment_version=row.appointment_version,
+                    starts_at=facts.appointments[row.appointment_id].starts_at,
+                    now=now,
+                )
+                extra.update(urls)
+                appt_links.append(link)
         prepared = _render(rt, row, facts, now, links, extra)
         prepared, stop = notices.apply(row, prepared)
         out.prepared.append(prepared)
@@ -162,6 +178,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
         )
     # Before the bodies that carry them: a link exists before its message can be sent.
     store_links(session, links)
+    appointment_links.store_links(session, appt_links)
     if bodies:
         session.execute(
             update(MESSAGES)
