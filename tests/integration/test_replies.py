@@ -191,7 +191,7 @@ def test_help_answers_with_the_clinic_and_988(clinic: Clinic) -> None:
     clinic.text(PHONE, "help")
     [reply] = clinic.sms_to(PHONE)
     assert "Riverside Pain & Wellness" in reply and "988" in reply and "STOP" in reply
-    assert "Reply STOP to opt out." in reply and "Not for emergencies: 988 or 911." in reply
+    assert "Reply STOP to opt out." in reply and "Emergency? Call/text 988 or 911." in reply
 
 
 def test_an_unknown_sender_gets_help_at_most_once_a_day_and_nothing_is_attached(

@@ -438,11 +438,11 @@ def test_help_reply_has_what_ctia_asks(renderer: Renderer, language: str) -> Non
     assert body.startswith(f"{CLINIC}: ")
     if language == "en":
         for phrase in (
-            "Msg&data rates may apply",
+            "Msg & data rates may apply",
             "Msg frequency varies",
             f"Call {PHONE}.",
             "Reply STOP to opt out.",
-            "Not for emergencies: 988 or 911.",
+            "Emergency? Call/text 988 or 911.",
         ):
             assert phrase in body
     else:
