@@ -77,6 +77,8 @@ def sample_context(name: str, language: str, kind: str) -> dict[str, Any]:
     ctx: dict[str, Any] = {
         "clinic_name": SAMPLE_CLINIC,
         "clinic_phone": SAMPLE_PHONE,
+        # The product passes CHECKIN_SMS_SENDER_NAME, or the clinic name, to every template.
+        "sms_sender": SAMPLE_CLINIC,
         "language": language,
     }
     if name.startswith("checkin_") or name == "after_visit":

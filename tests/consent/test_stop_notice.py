@@ -130,3 +130,16 @@ def test_a_retried_send_carries_the_notice_again(crt: Runtime) -> None:
     assert isinstance(channel, ConsoleSms)
     tick(crt, utc(2026, 9, 2, 18))
     assert channel.sent[-1].body.endswith(" Reply STOP to opt out.")
+
+
+@pytest.mark.parametrize("template", ["stop_confirmation", "possible_risk_reply"])
+def test_no_notice_rides_on_the_stop_confirmation_or_the_possible_risk_reply(
+    crt: Runtime, template: str
+) -> None:
+    # "Reply STOP to opt out" under "You are unsubscribed" would contradict it; the risk reply
+    # stays as written. Neither uses up the month's notice.
+    pid = patient(crt, utc(2026, 9, 1, 17))
+    body = send(crt, pid, utc(2026, 9, 2, 17), template, kind="reply", instrument=None)
+    assert "988" in body or "START" in body
+    assert "STOP" not in body and "opt out" not in body, body
+    assert "STOP to opt out" in send(crt, pid, utc(2026, 9, 2, 18))

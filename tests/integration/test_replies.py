@@ -135,6 +135,9 @@ def test_stop_sends_one_confirmation_and_nothing_else_ever_after(clinic: Clinic)
         clinic.cli.json("tick", "--now", (nine + timedelta(days=day)).isoformat())
     sent = clinic.sms_to(PHONE)
     assert len(sent) == 1 and "no more text messages" in sent[0] and "START" in sent[0]
+    assert sent[0].startswith("Riverside Pain & Wellness: You are unsubscribed.")
+    # The month's STOP notice never rides on the confirmation of a STOP.
+    assert "opt out" not in sent[0], sent[0]
     assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["opt_out"]
     rows = [
         m
@@ -188,6 +191,7 @@ def test_help_answers_with_the_clinic_and_988(clinic: Clinic) -> None:
     clinic.text(PHONE, "help")
     [reply] = clinic.sms_to(PHONE)
     assert "Riverside Pain & Wellness" in reply and "988" in reply and "STOP" in reply
+    assert "Reply STOP to opt out." in reply and "Emergency? Call/text 988 or 911." in reply
 
 
 def test_an_unknown_sender_gets_help_at_most_once_a_day_and_nothing_is_attached(

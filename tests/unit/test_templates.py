@@ -261,6 +261,9 @@ ONE_SEGMENT_EN = [
     "clarify",
     "stop_confirmation",
     "start_confirmation",
+    "help",
+    "possible_risk_reply",
+    "crisis_reply",
     "oncall_page",
     *APPOINTMENT_REPLIES,
     *CONSENT_AND_VISITS,
@@ -368,15 +371,6 @@ def test_spanish_questionnaire_items_are_ucs2_within_the_measured_budget(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-@pytest.mark.parametrize("name", ["help", "stop_confirmation"])
-def test_safety_and_keyword_replies_fit_three_segments(
-    renderer: Renderer, name: str, language: str
-) -> None:
-    body = renderer.sms(name, language, sms_context(name, language))
-    assert segments(body) <= 3, body
-
-
-@pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("name", [*REMINDERS, "infusion_prep"])
 def test_no_reminder_asks_for_cancel(renderer: Renderer, name: str, language: str) -> None:
     sms = renderer.sms(name, language, sms_context(name, language))
@@ -441,11 +435,28 @@ def test_help_reply_has_what_ctia_asks(renderer: Renderer, language: str) -> Non
     body = renderer.sms("help", language, sms_context("help", language))
     for needle in (CLINIC, PHONE, "STOP", "988", "911"):
         assert needle in body
+    assert body.startswith(f"{CLINIC}: ")
     if language == "en":
-        assert "Msg & data rates may apply" in body
-        assert "Msg frequency varies" in body
+        for phrase in (
+            "Msg & data rates may apply",
+            "Msg frequency varies",
+            f"Call {PHONE}.",
+            "Reply STOP to opt out.",
+            "Emergency? Call/text 988 or 911.",
+        ):
+            assert phrase in body
     else:
-        assert "tarifas de mensajes y datos" in body
+        for phrase in (
+            "Pueden aplicar tarifas de msj y datos",
+            "Frec. variable",
+            f"Tel. {PHONE}.",
+            "STOP para salir.",
+            "No es para emergencias: 988 o 911.",
+        ):
+            assert phrase in body
+    assert encoding(body) == "GSM-7" and segments(body) == 1, (len(body), body)
+    named = renderer.sms("help", language, sms_context("help", language) | {"sms_sender": "RPW"})
+    assert named.startswith("RPW: ") and CLINIC not in named
 
 
 UNMONITORED = {"en": "This line is not monitored 24/7.", "es": "No leemos textos 24/7."}
@@ -521,7 +532,14 @@ def test_replies_drop_the_phone_when_none_is_set(
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_stop_confirmation_says_how_to_resume(renderer: Renderer, language: str) -> None:
     body = renderer.sms("stop_confirmation", language, sms_context("stop_confirmation", language))
-    assert CLINIC in body and "START" in body
+    assert body.startswith(f"{CLINIC}: ") and PHONE in body
+    expected = {
+        "en": ("You are unsubscribed.", "no more text messages", "Reply START to resume."),
+        "es": ("Baja confirmada.", "Ya no le enviaremos mensajes", "responda START."),
+    }
+    for phrase in expected[language]:
+        assert phrase in body
+    assert encoding(body) == "GSM-7" and segments(body) == 1, (len(body), body)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -743,11 +761,12 @@ def test_the_possible_risk_reply_names_988_and_the_clinic_and_nothing_clinical(
     body = renderer.sms(
         "possible_risk_reply", language, sms_context("possible_risk_reply", language)
     )
-    assert "988" in body and PHONE in body and CLINIC in body
+    assert "988" in body and PHONE in body and body.startswith(f"{CLINIC}: ")
     assert not FORBIDDEN.search(body), body
-    assert is_gsm7(body), body
-    # One segment in English with the long clinic name and phone; Spanish adds the "press 2".
-    assert segments(body) == (1 if language == "en" else 2), body
+    # One GSM-7 segment in both languages with the long clinic name and phone.
+    assert is_gsm7(body) and segments(body) == 1, (len(body), body)
+    how = {"en": "call or text 988.", "es": "llame al 988 y oprima 2, o mande AYUDA al 988."}
+    assert how[language] in body
     without_phone = renderer.sms(
         "possible_risk_reply", language, dict(common(language), clinic_phone=None)
     )

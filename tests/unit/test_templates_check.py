@@ -136,4 +136,24 @@ def test_the_lifeline_name_is_allowed_only_in_the_crisis_and_help_replies() -> N
 
 def test_budgets_default_to_one_gsm7_segment() -> None:
     assert (sms_budget("ack", "en").segments, sms_budget("ack", "en").gsm7) == (1, True)
+    # The HELP, STOP and possible-risk replies have no longer budget any more (issue 11).
+    for name in ("help", "stop_confirmation", "possible_risk_reply"):
+        for language in ("en", "es"):
+            budget = sms_budget(name, language)
+            assert (budget.segments, budget.gsm7) == (1, True)
+    # Only a questionnaire item sent by SMS (questionnaire_mode=sms) may be longer.
+    assert sms_budget("checkin_item", "en").segments == 2
     assert sms_budget("checkin_item", "es").gsm7 is False
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_a_help_override_over_one_segment_fails(tmp_path: Path, language: str) -> None:
+    old_help = (
+        "{{ clinic_name }}: Check-ins and appointment reminders. Msg frequency varies. "
+        "Msg & data rates may apply. Reply STOP to stop.{% if clinic_phone %} Call "
+        "{{ clinic_phone }}.{% endif %} Not for emergencies: call or text 988, or call 911."
+    )
+    write(tmp_path, f"sms/{language}/help.txt.j2", old_help)
+    code, out = check(tmp_path)
+    assert code == 1, out
+    assert "2 segments, over the budget of 1" in line(out, "sms", language, "help")

@@ -1,8 +1,8 @@
 """What may go in a patient-facing message body (CLINICAL.md, "What may go in a message").
 
 No drug, diagnosis, score or instrument name in any SMS or email (phones are read by others), and
-SMS bodies within a segment budget: check-ins, reminders and replies one GSM-7 segment with
-realistic values, a few longer replies and questionnaire items by name below. The template tests
+SMS bodies within a segment budget: one GSM-7 segment with realistic values, except a
+questionnaire item sent by SMS (questionnaire_mode=sms only), below. The template tests
 and `checkin templates check` (a clinic's overrides) apply the same rules.
 """
 
@@ -51,18 +51,12 @@ class SmsBudget:
 
 
 ONE_GSM7_SEGMENT: Final = SmsBudget(segments=1, gsm7=True)
-# The exceptions, each measured on the shipped wording (tests/unit/test_templates.py): HELP and
-# STOP replies carry what CTIA asks for; the possible-risk reply names 988 and the clinic's phone
-# (two segments in Spanish); a questionnaire item sent by SMS carries the published
-# wording (PHQ-9 items 6-8 need two segments in English; Spanish items keep their accents, so
-# UCS-2, and PHQ-9's take up to four).
+# Every SMS a default installation sends to a patient is one GSM-7 segment (issue 11), the HELP,
+# STOP and possible-risk replies included (docs/sms-texts.md). The one exception is a
+# questionnaire item sent by SMS, which only patients set to questionnaire_mode=sms receive (the
+# default is one link to the form): it carries the published wording, so PHQ-9 items 6-8 take two
+# segments in English, and Spanish items keep their accents (UCS-2), PHQ-9's up to four.
 _SMS_BUDGETS: Final[dict[tuple[str, str], SmsBudget]] = {
-    ("help", "en"): SmsBudget(segments=3, gsm7=True),
-    ("help", "es"): SmsBudget(segments=3, gsm7=True),
-    ("stop_confirmation", "en"): SmsBudget(segments=3, gsm7=True),
-    ("stop_confirmation", "es"): SmsBudget(segments=3, gsm7=True),
-    ("possible_risk_reply", "en"): SmsBudget(segments=2, gsm7=True),
-    ("possible_risk_reply", "es"): SmsBudget(segments=2, gsm7=True),
     ("checkin_item", "en"): SmsBudget(segments=2, gsm7=True),
     ("checkin_item", "es"): SmsBudget(segments=4, gsm7=False),
 }

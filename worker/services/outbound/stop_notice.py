@@ -5,7 +5,7 @@ STOP to opt out." (or a shorter form: domain/stop_notice.py). A month counts as 
 SMS with `stop_notice` set has gone (sending, sent, delivered or unknown) since the month began
 there; a body that names STOP itself (the opt-in confirmation, a HELP reply) counts too. When the
 notice does not fit in one segment the body goes unchanged and the next short SMS carries it.
-Crisis replies and on-call pages are never touched.
+Crisis and possible-risk replies, STOP confirmations and on-call pages are never touched.
 
 Two chunks sending to one patient at the same instant may both carry it: a harmless repeat,
 cheaper than a lock on every send.
@@ -25,7 +25,10 @@ from worker.store.models import Message
 from worker.store.outbox import IN_FLIGHT, WENT_OUT
 
 UNTOUCHED_KINDS = frozenset({"crisis", "page"})
-UNTOUCHED_TEMPLATES = frozenset({"crisis_reply", "possible_risk_reply", "oncall_page"})
+# The STOP confirmation too: "STOP to opt out" under "You are unsubscribed" contradicts it.
+UNTOUCHED_TEMPLATES = frozenset(
+    {"crisis_reply", "possible_risk_reply", "oncall_page", "stop_confirmation"}
+)
 # What may have reached the phone this month: handed over, accepted, delivered, or not known.
 WENT = (*IN_FLIGHT, *WENT_OUT)
 
