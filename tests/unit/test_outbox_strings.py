@@ -41,8 +41,8 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("services/records/visits.py", "cancelled"): (2, APPOINTMENT),
     ("web/access.py", "unknown"): (1, NO_ADDRESS),
     ("web/api/patients.py", "cancelled"): (1, APPOINTMENT),
-    ("web/dashboard/routes.py", "unknown"): (1, NO_ADDRESS),
-    ("web/dashboard/data.py", "cancelled"): (2, APPOINTMENT),
+    ("web/dashboard/common.py", "unknown"): (1, NO_ADDRESS),
+    ("web/dashboard/chart.py", "cancelled"): (2, APPOINTMENT),
     ("web/webhooks.py", "unknown"): (1, NO_ADDRESS),
 }
 

@@ -56,7 +56,7 @@ class Runtime:
 
     @cached_property
     def link_key(self) -> bytes:
-        from worker.services.inbound.answer_links import signing_key
+        from worker.keys import signing_key
 
         return signing_key(self.settings, self.sessions)
 

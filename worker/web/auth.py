@@ -57,8 +57,7 @@ class SessionData:
 
 
 def session_key(rt: Runtime) -> bytes:
-    from worker.keys import SESSIONS, derive
-    from worker.services.inbound.answer_links import root_secret
+    from worker.keys import SESSIONS, derive, root_secret
 
     return derive(root_secret(rt.settings, rt.sessions), SESSIONS)
 

@@ -19,7 +19,7 @@ from worker.rendering import shipped_templates_dir
 from worker.services.inbound.forms import FormPage, open_form
 from worker.services.inbound.handle import submit_form_and_reply
 from worker.services.runtime import Runtime
-from worker.web.dashboard.routes import SECURITY_HEADERS
+from worker.web.dashboard.common import SECURITY_HEADERS
 
 TEMPLATES = shipped_templates_dir() / "web"
 STATUS_CODES = {"invalid": 404, "expired": 410, "locked": 403, "unverifiable": 403}
