@@ -137,6 +137,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     bodies: list[dict[str, Any]] = []
     links: list[dict[str, Any]] = []
     appt_links: list[dict[str, Any]] = []
+    unsubscribe_links: list[dict[str, Any]] = []
     for row in (rows[mid] for mid in ids if mid in rows):
         verdict = _check(rt, row, facts, now)
         if verdict is not None:
@@ -145,9 +146,10 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             continue
         extra: dict[str, Any] = {}
         if row.channel == "email" and row.patient_id is not None:
-            extra["unsubscribe_url"] = unsubscribe.new_link(
-                session, rt.settings, row.patient_id, row.id, now
+            extra["unsubscribe_url"], unsubscribe_link = unsubscribe.new_link(
+                rt.settings, row.patient_id, row.id, now
             )
+            unsubscribe_links.append(unsubscribe_link)
             if appointment_links.carries_links(
                 channel=row.channel, kind=row.kind, appointment_id=row.appointment_id
             ):
@@ -179,6 +181,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
     # Before the bodies that carry them: a link exists before its message can be sent.
     store_links(session, links)
     appointment_links.store_links(session, appt_links)
+    unsubscribe.store_links(session, unsubscribe_links)
     if bodies:
         session.execute(
             update(MESSAGES)

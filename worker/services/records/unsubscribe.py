@@ -14,8 +14,9 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from worker.config import Settings
@@ -30,20 +31,25 @@ def _hash(token: str) -> str:
 
 
 def new_link(
-    session: Session, settings: Settings, patient_id: int, message_id: int, now: datetime
-) -> str:
-    """A fresh unsubscribe URL for one email to this patient (the row is written here)."""
+    settings: Settings, patient_id: int, message_id: int, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """A fresh unsubscribe URL for one email to this patient, and the row to store (its hash
+    only). The send path inserts a whole chunk's rows with one statement (`store_links`), as it
+    does the questionnaire and appointment links."""
     token = secrets.token_urlsafe(32)
-    session.add(
-        UnsubscribeToken(
-            token_hash=_hash(token),
-            patient_id=patient_id,
-            channel="email",
-            message_id=message_id,
-            created_at=now,
-        )
-    )
-    return f"{settings.public_url.rstrip('/')}{PATH}{token}"
+    row = {
+        "token_hash": _hash(token),
+        "patient_id": patient_id,
+        "channel": "email",
+        "message_id": message_id,
+        "created_at": now,
+    }
+    return f"{settings.public_url.rstrip('/')}{PATH}{token}", row
+
+
+def store_links(session: Session, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(insert(UnsubscribeToken), rows)
 
 
 def headers(url: str, settings: Settings) -> dict[str, str]:
