@@ -20,7 +20,7 @@ from worker.services.outbound.claim import Prepared
 from worker.services.outbound.dispatch import stale_queued
 from worker.services.outbound.lease import Lease, lapsed
 from worker.services.outbound.reconcile import reconcile
-from worker.services.outbound.send import _lease_covers
+from worker.services.outbound.send import Attempt, _attempt, _lease_covers
 from worker.store.db import session_scope
 from worker.store.models import Message
 
@@ -151,7 +151,9 @@ def test_a_worker_that_cannot_vouch_for_its_lease_disowns_its_row_first(clinic: 
     try:
 
         def prepared(mid: int) -> Prepared:
-            return Prepared(mid, "sms", "+12125557000", "x", None, None, "<x>", "urgent")
+            return Prepared(
+                mid, "sms", "+12125557000", "x", None, None, "<x>", "urgent", owner=lease.owner
+            )
 
         assert _lease_covers(clinic.rt, prepared(mine)), "disowned, then it may go"
         assert not _lease_covers(clinic.rt, prepared(taken)), "not ours: never sent from here"
@@ -160,6 +162,94 @@ def test_a_worker_that_cannot_vouch_for_its_lease_disowns_its_row_first(clinic: 
     got = _status(clinic, [mine, taken])
     assert got[mine] == ("sending", None), "left to the stale rule"
     assert got[taken][0] == "sending" and got[taken][1] is not None
+
+
+class _Clock:
+    """A monotonic clock the test steps."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_lease_redis_saw_lapse_is_never_renewed_its_holder_takes_a_new_name(
+    clinic: Clinic,
+) -> None:
+    client = _client(clinic)
+    first = _owner("partitioned")
+    lease = Lease(client, ttl=20.0, owner=first)
+    assert lease.renew() and lease.covers(first, 5.0)
+    _lease_at(clinic, first, -3)  # the holder was cut off for longer than its lease's life
+    lapsed_score = client.zscore(leases.KEY, first)
+
+    assert lease.renew(), "renewed, under a new name"
+    assert lease.owner != first and lease.rotations == 1
+    assert client.zscore(leases.KEY, first) == lapsed_score, "the lapsed entry stays lapsed"
+    assert lapsed(client, [first, lease.owner], ttl=1.0) == {first}
+    assert not lease.covers(first, 1.0), "rows claimed under the old name need the database"
+    assert lease.covers(lease.owner, 1.0)
+
+
+def test_a_holder_that_may_have_lapsed_by_its_own_clock_takes_a_new_name(clinic: Clinic) -> None:
+    # Redis restarted empty has no entry to refuse the renewal: the holder's own clock decides.
+    clock = _Clock()
+    first = _owner("paused")
+    lease = Lease(_client(clinic), ttl=20.0, owner=first, clock=clock)
+    assert lease.renew()
+    clock.t += 18.0
+    assert lease.renew() and lease.owner == first, "renewed in time: the same lease"
+    clock.t += 20.0 - leases.BEAT
+    assert lease.renew() and lease.owner != first
+    assert not lease.covers(first, 0.0) and lease.covers(lease.owner, 5.0)
+
+
+def test_a_row_claimed_under_a_lapsed_lease_is_not_sent_when_its_holder_comes_back(
+    clinic: Clinic, twilio_emulator: TwilioEmulator
+) -> None:
+    # CI once saw this (the multi-host fault): a worker cut off from Redis and the database for
+    # 30 s held a claimed row; its lease lapsed, reconciliation found nothing at the provider
+    # and the row went to another worker, which sent it. When the network came back, the first
+    # worker renewed the same lease and sent the row a second time.
+    now = datetime.now(UTC)
+    clock = _Clock()
+    held = _owner("cut-off")
+    lease = Lease(_client(clinic), ttl=20.0, owner=held, clock=clock)
+    assert lease.renew()
+    (taken,) = _sending_rows(clinic, [held], now)
+    _lease_at(clinic, held, -10)  # cut off: the lease lapsed
+    # Another dispatcher settles the row: not found at the provider, back to `queued`.
+    assert reconcile(clinic.rt, now).to_send == [(taken, True)]
+    # A second row the holder claimed, which no reconciliation pass has come to yet.
+    (untouched,) = _sending_rows(clinic, [held], now)
+
+    clock.t += 30.0  # the network is back; the holder renews
+    assert lease.renew() and lease.owner != held
+    clinic.rt.lease = lease
+    sent_before = twilio_emulator.count_by_to()
+    try:
+
+        def attempt(mid: int) -> Attempt:
+            with session_scope(clinic.rt.sessions) as session:
+                to, body = session.execute(
+                    select(Message.to_address, Message.body).where(Message.id == mid)
+                ).one()
+            row = Prepared(mid, "sms", to, body, None, None, "<x>", "urgent", owner=held)
+            return _attempt(clinic.rt, row, lambda: now)
+
+        gone, kept = attempt(taken), attempt(untouched)
+    finally:
+        clinic.rt.lease = None
+    assert gone.lost and gone.result is None, "reconciliation took it back: not sent from here"
+    assert kept.result is not None, "still its own: disowned first, then sent"
+    sent = sum(twilio_emulator.count_by_to().values()) - sum(sent_before.values())
+    assert sent == 1, "one provider call: the row still its own"
+    got = _status(clinic, [taken, untouched])
+    assert got[taken][0] == "queued"
+    assert got[untouched] == ("sending", None), "only the stale rule can judge it now"
+    again = reconcile(clinic.rt, now + timedelta(seconds=1))
+    assert untouched not in again.resolved + [i for i, _ in again.to_send]
 
 
 def test_urgent_rows_left_queued_go_back_to_the_broker_within_seconds(clinic: Clinic) -> None:

@@ -78,6 +78,9 @@ class Prepared:
     # The template the body was rendered from: a questionnaire's opening SMS becomes the
     # one-segment form link (services/form_links.py).
     template: str = ""
+    # The lease the row was claimed under (`messages.sending_by`): a send may go without asking
+    # the database again only while that very lease still holds (send.py `_lease_covers`).
+    owner: str | None = None
 
 
 @dataclass
@@ -110,6 +113,9 @@ class _Facts:
 def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: datetime) -> Claimed:
     """Run inside the caller's transaction; the caller commits."""
     out = Claimed()
+    # Read once: the row and the Prepared must name the same lease, even if it is renewed under
+    # a new name while this chunk is claimed (lease.py: a lapsed lease is never renewed).
+    owner = rt.lease.owner if rt.lease is not None else None
     # The claim returns what the checks, the templates and the outcome's record read: no second
     # trip to read the rows back (values as of the claim: attempts already counted).
     rows = {
@@ -121,7 +127,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
             MessageStatus.SENDING,
             [c.name for c in CLAIMED_COLUMNS],
             sending_at=now,
-            sending_by=rt.lease.owner if rt.lease is not None else None,
+            sending_by=owner,
             attempts=MESSAGES.c.attempts + 1,
             updated_at=now,
         )
@@ -165,7 +171,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 )
                 extra.update(urls)
                 appt_links.append(link)
-        prepared = _render(rt, row, facts, now, links, extra)
+        prepared = replace(_render(rt, row, facts, now, links, extra), owner=owner)
         prepared, stop = notices.apply(row, prepared)
         out.prepared.append(prepared)
         bodies.append(

@@ -304,8 +304,14 @@ def _lease_covers(rt: Runtime, p: Prepared) -> bool:
     # The lease is sized for an SMS call. An email row whose lease lapses mid-call is never
     # resent (SMTP cannot be reconciled: it becomes `unknown` for an operator), so it needs
     # the same cover only.
-    if lease.valid_for(rt.settings.twilio_timeout_seconds + 1.0):
+    if lease.covers(p.owner, rt.settings.twilio_timeout_seconds + 1.0):
         return True
+    # Either the lease cannot vouch for the call, or the row was claimed under a lease this
+    # process has since given up as lapsed (lease.py): reconciliation may have settled the row
+    # and another worker sent it. The compare-and-set below is what decides.
+    claimed_by = (
+        MESSAGES.c.sending_by.is_(None) if p.owner is None else MESSAGES.c.sending_by == p.owner
+    )
     try:
         with session_scope(rt.sessions) as session:
             res = session.execute(
@@ -313,7 +319,7 @@ def _lease_covers(rt: Runtime, p: Prepared) -> bool:
                 .where(
                     MESSAGES.c.id == p.id,
                     MESSAGES.c.status == MessageStatus.SENDING,
-                    MESSAGES.c.sending_by == lease.owner,
+                    claimed_by,
                 )
                 .values(sending_by=None)
             )
