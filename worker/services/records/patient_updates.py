@@ -15,13 +15,8 @@ from typing import Any
 from sqlalchemy import delete, or_, update
 from sqlalchemy.orm import Session
 
-from worker.config import parse_window
-from worker.domain.contact import ContactError, normalize_email, normalize_phone
-from worker.domain.names import CHANNELS, LANGUAGES
-from worker.domain.schedule import ScheduleError, validate_zone
-from worker.services.errors import InvalidInput
-from worker.services.input_limits import NAME_MAX, check_text
 from worker.services.records import audit
+from worker.services.records.patient_details import check_details
 from worker.services.records.patients import (
     check_questionnaire_mode,
     get_patient,
@@ -50,39 +45,25 @@ def update_patient(
     """Apply the new details; returns (patient, names of the fields that changed). Raises
     InvalidInput (nothing written) with the same messages as `add_patient`, or NotFound."""
     patient = get_patient(session, patient_id)
-    name = check_text(name, "name", NAME_MAX).strip()
-    if not name:
-        raise InvalidInput("name is empty")
-    try:
-        tz = validate_zone(tz)
-        phone_e164 = normalize_phone(phone) if phone and phone.strip() else None
-        email_norm = normalize_email(email) if email and email.strip() else None
-    except (ContactError, ScheduleError) as exc:
-        raise InvalidInput(str(exc)) from None
-    if channel not in CHANNELS:
-        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
-    if language not in LANGUAGES:
-        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
-    if channel == "sms" and not phone_e164:
-        raise InvalidInput("a phone number is required for the sms channel", field="phone")
-    if channel == "email" and not email_norm:
-        raise InvalidInput("an email address is required for the email channel", field="email")
-    window = (send_window or "").strip() or None
-    if window is not None:
-        try:
-            parse_window(window)
-        except ValueError as exc:
-            raise InvalidInput(f"send window: {exc}") from None
+    d = check_details(
+        name=name,
+        tz=tz,
+        channel=channel,
+        phone=phone,
+        email=email,
+        send_window=send_window,
+        language=language,
+    )
     if questionnaire_mode is not None:
         check_questionnaire_mode(questionnaire_mode)
     new: dict[str, Any] = {
-        "name": name,
-        "tz": tz,
-        "channel": channel,
-        "phone": phone_e164,
-        "email": email_norm,
-        "send_window": window,
-        "language": language,
+        "name": d.name,
+        "tz": d.tz,
+        "channel": d.channel,
+        "phone": d.phone,
+        "email": d.email,
+        "send_window": d.send_window,
+        "language": d.language,
         # Read when each message is rendered: a change needs no re-planning.
         "questionnaire_mode": questionnaire_mode or patient.questionnaire_mode,
     }

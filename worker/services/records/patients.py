@@ -7,14 +7,12 @@ from datetime import datetime
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from worker.config import parse_window
-from worker.domain.contact import ContactError, normalize_email, normalize_phone
 from worker.domain.forms import QUESTIONNAIRE_MODES
-from worker.domain.names import CHANNELS, LANGUAGES
-from worker.domain.schedule import ScheduleError, validate_zone
+from worker.domain.names import CHANNELS
 from worker.services.errors import InvalidInput, NotFound
-from worker.services.input_limits import NAME_MAX, SHORT_MAX, check_text
+from worker.services.input_limits import SHORT_MAX, check_text
 from worker.services.records import audit, optin
+from worker.services.records.patient_details import check_details
 from worker.store import outbox
 from worker.store.models import Consent, Message, Patient
 from worker.store.outbox import MessageStatus
@@ -41,46 +39,33 @@ def add_patient(
 
     `confirm_optin` (CHECKIN_OPTIN_CONFIRMATION): an SMS consent given here is confirmed to
     the patient by text (services/records/optin.py)."""
-    name = check_text(name, "name", NAME_MAX).strip()
-    if not name:
-        raise InvalidInput("name is empty")
+    d = check_details(
+        name=name,
+        tz=tz,
+        channel=channel,
+        phone=phone,
+        email=email,
+        send_window=send_window,
+        language=language,
+    )
     check_text(consent_source, "consent source", SHORT_MAX)
-    try:
-        tz = validate_zone(tz)
-        phone_e164 = normalize_phone(phone) if phone else None
-        email_norm = normalize_email(email) if email else None
-    except (ContactError, ScheduleError) as exc:
-        raise InvalidInput(str(exc)) from None
-    if channel not in CHANNELS:
-        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
-    if language not in LANGUAGES:
-        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}")
-    if channel == "sms" and not phone_e164:
-        raise InvalidInput("a phone number is required for the sms channel", field="phone")
-    if channel == "email" and not email_norm:
-        raise InvalidInput("an email address is required for the email channel", field="email")
-    if send_window is not None:
-        try:
-            parse_window(send_window)
-        except ValueError as exc:
-            raise InvalidInput(f"send window: {exc}") from None
     check_questionnaire_mode(questionnaire_mode)
     consents = consent or []
     for c in consents:
         if c not in CHANNELS:
             raise InvalidInput(f"consent channel must be sms or email, got {c!r}")
-        if c == "sms" and not phone_e164:
-            raise InvalidInput("consent to sms needs a phone number")
-        if c == "email" and not email_norm:
-            raise InvalidInput("consent to email needs an email address")
+        if c == "sms" and not d.phone:
+            raise InvalidInput("consent to sms needs a phone number", field="phone")
+        if c == "email" and not d.email:
+            raise InvalidInput("consent to email needs an email address", field="email")
     patient = Patient(
-        name=name,
-        phone=phone_e164,
-        email=email_norm,
-        tz=tz,
-        channel=channel,
-        language=language,
-        send_window=send_window,
+        name=d.name,
+        phone=d.phone,
+        email=d.email,
+        tz=d.tz,
+        channel=d.channel,
+        language=d.language,
+        send_window=d.send_window,
         questionnaire_mode=questionnaire_mode,
         created_at=now,
     )
