@@ -232,3 +232,24 @@ def test_spanish_patients_get_it_in_spanish(vrt: Runtime) -> None:
     tick(vrt, VISIT)
     tick(vrt, DAY_AFTER)
     assert any("Qué tal se siente hoy, del 0 al 10" in t for t in texts(vrt))
+
+
+def test_preview_shows_the_check_in_the_day_after(vrt: Runtime) -> None:
+    from worker.services.outbound.preview import preview
+
+    pid, appointment = booked(vrt)
+    items = preview(vrt, pid, VISIT - timedelta(days=1), days=3)
+    [day_after] = [
+        i for i in items if i.spec.appointment_id == appointment and i.spec.kind == "checkin"
+    ]
+    assert (day_after.spec.due_at, day_after.template, day_after.segments) == (
+        DAY_AFTER,
+        "after_visit",
+        1,
+    )
+    # Once it has gone, the preview no longer lists it.
+    plan(vrt, DAY_AFTER - timedelta(hours=1))
+    tick(vrt, DAY_AFTER)
+    assert [r.status for r in after_visit_rows(vrt)] == ["sent"]
+    later = preview(vrt, pid, DAY_AFTER - timedelta(hours=1), days=3)
+    assert [i for i in later if i.spec.template == "after_visit"] == []

@@ -21,8 +21,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from worker.config import parse_window
+from worker.domain.planning import MessageSpec
 from worker.domain.protocols import AfterVisit, ProtocolError
 from worker.domain.quiet_hours import is_allowed, next_allowed
 from worker.domain.schedule import local_to_utc
@@ -46,81 +48,121 @@ def key(appointment_id: int, version: int) -> str:
 
 def plan_after_visits(rt: Runtime, now: datetime, horizon: datetime) -> int:
     """Write the after-visit check-ins due before `horizon`; returns the rows added."""
-    try:
-        configs = {n: p.after_visit for n, p in rt.protocols.items() if p.after_visit is not None}
-    except ProtocolError:
-        return 0  # the protocol files are reported where they are loaded (checkin protocols list)
-    if not configs:
-        return 0
     with session_scope(rt.sessions) as session:
-        found = session.execute(
-            select(
-                Appointment.id,
-                Appointment.kind,
-                Appointment.starts_at,
-                Appointment.version,
-                Patient.id.label("patient_id"),
-                Patient.tz,
-                Patient.channel,
-                Patient.language,
-                Patient.send_window,
-                Enrollment.protocol,
-            )
-            .join(Patient, Patient.id == Appointment.patient_id)
-            .join(Enrollment, Enrollment.patient_id == Patient.id)
-            .where(
-                Appointment.status.in_(LIVE_STATUSES),
-                Appointment.starts_at >= now - LOOK_BACK,
-                Appointment.starts_at < horizon,
-                Patient.archived_at.is_(None),
-                Enrollment.ended_at.is_(None),
-                Enrollment.protocol.in_(list(configs)),
-            )
-            .order_by(Appointment.id, Enrollment.id)
-        ).all()
-        rows: dict[str, dict[str, object]] = {}
-        for r in found:
-            config = configs[r.protocol]
-            assert config is not None
-            if r.kind not in config.kinds or key(r.id, r.version) in rows:
-                continue
-            due, local = _due(r.starts_at, r.tz, config, r.send_window or rt.settings.send_window)
-            if due >= horizon or now > due + USEFUL_FOR:
-                continue
-            rows[key(r.id, r.version)] = {
-                "patient_id": r.patient_id,
-                "channel": r.channel,
-                "kind": "checkin",
-                "template": TEMPLATE,
-                "language": r.language,
-                "instrument": INSTRUMENT,
-                "appointment_id": r.id,
-                "appointment_version": r.version,
-                "priority": "bulk",
-                "exempt_quiet_hours": False,
-                "due_at": due,
-                "not_after": due + USEFUL_FOR,
-                "local_time": local,
-                "dedupe_key": key(r.id, r.version),
-                "context": {"after_visit": True, "low": config.low},
-                "status": MessageStatus.SCHEDULED,
-                "attempts": 0,
-                "stop_notice": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-        if not rows:
+        found = after_visit_specs(rt, session, now, horizon)
+        if not found:
             return 0
         known = set(
-            session.scalars(select(Message.dedupe_key).where(Message.dedupe_key.in_(list(rows))))
+            session.scalars(
+                select(Message.dedupe_key).where(
+                    Message.dedupe_key.in_([spec.dedupe_key for _, spec in found])
+                )
+            )
         )
-        fresh = [row for k, row in rows.items() if k not in known]
+        fresh = [_row(pid, spec, now) for pid, spec in found if spec.dedupe_key not in known]
         if not fresh:
             return 0
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(Message).on_conflict_do_nothing(index_elements=["dedupe_key"])
         result = session.execute(stmt, fresh)
         return int(getattr(result, "rowcount", 0) or 0) if len(fresh) == 1 else len(fresh)
+
+
+def after_visit_specs(
+    rt: Runtime,
+    session: Session,
+    now: datetime,
+    horizon: datetime,
+    *,
+    patient_id: int | None = None,
+) -> list[tuple[int, MessageSpec]]:
+    """(patient id, message) for each after-visit check-in due before `horizon` and still
+    useful at `now`, one per visit version; only `patient_id`'s when given (`checkin preview`)."""
+    try:
+        configs = {n: p.after_visit for n, p in rt.protocols.items() if p.after_visit is not None}
+    except ProtocolError:
+        return []  # the protocol files are reported where they are loaded (checkin protocols list)
+    if not configs:
+        return []
+    query = (
+        select(
+            Appointment.id,
+            Appointment.kind,
+            Appointment.starts_at,
+            Appointment.version,
+            Patient.id.label("patient_id"),
+            Patient.tz,
+            Patient.channel,
+            Patient.language,
+            Patient.send_window,
+            Enrollment.protocol,
+        )
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .join(Enrollment, Enrollment.patient_id == Patient.id)
+        .where(
+            Appointment.status.in_(LIVE_STATUSES),
+            Appointment.starts_at >= now - LOOK_BACK,
+            Appointment.starts_at < horizon,
+            Patient.archived_at.is_(None),
+            Enrollment.ended_at.is_(None),
+            Enrollment.protocol.in_(list(configs)),
+        )
+        .order_by(Appointment.id, Enrollment.id)
+    )
+    if patient_id is not None:
+        query = query.where(Patient.id == patient_id)
+    out: dict[str, tuple[int, MessageSpec]] = {}
+    for r in session.execute(query):
+        config = configs[r.protocol]
+        assert config is not None
+        if r.kind not in config.kinds or key(r.id, r.version) in out:
+            continue
+        due, local = _due(r.starts_at, r.tz, config, r.send_window or rt.settings.send_window)
+        if due >= horizon or now > due + USEFUL_FOR:
+            continue
+        out[key(r.id, r.version)] = (
+            r.patient_id,
+            MessageSpec(
+                dedupe_key=key(r.id, r.version),
+                kind="checkin",
+                channel=r.channel,
+                template=TEMPLATE,
+                language=r.language,
+                due_at=due,
+                not_after=due + USEFUL_FOR,
+                local_time=local,
+                instrument=INSTRUMENT,
+                appointment_id=r.id,
+                appointment_version=r.version,
+                context={"after_visit": True, "low": config.low},
+            ),
+        )
+    return list(out.values())
+
+
+def _row(patient_id: int, spec: MessageSpec, now: datetime) -> dict[str, object]:
+    return {
+        "patient_id": patient_id,
+        "channel": spec.channel,
+        "kind": spec.kind,
+        "template": spec.template,
+        "language": spec.language,
+        "instrument": spec.instrument,
+        "appointment_id": spec.appointment_id,
+        "appointment_version": spec.appointment_version,
+        "priority": "bulk",
+        "exempt_quiet_hours": False,
+        "due_at": spec.due_at,
+        "not_after": spec.not_after,
+        "local_time": spec.local_time,
+        "dedupe_key": spec.dedupe_key,
+        "context": spec.context,
+        "status": MessageStatus.SCHEDULED,
+        "attempts": 0,
+        "stop_notice": False,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _due(starts_at: datetime, tz: str, config: AfterVisit, window: str) -> tuple[datetime, str]:

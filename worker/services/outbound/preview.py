@@ -14,6 +14,7 @@ from worker.domain.planning import (
     checkin_specs,
     reminder_specs,
 )
+from worker.services.outbound.after_visit import after_visit_specs
 from worker.services.outbound.plan import patient_view
 from worker.services.outbound.segment_cost import sms_cost
 from worker.services.records.patients import get_patient, has_consent
@@ -87,6 +88,11 @@ def preview(rt: Runtime, patient_id: int, now: datetime, days: int) -> list[Prev
                 before=end,
                 max_late=max_late,
             )
+        # The check-in the day after a visit (services/outbound/after_visit.py), for the visits
+        # already in the database.
+        for _, spec in after_visit_specs(rt, session, now, end, patient_id=patient_id):
+            if spec.due_at >= now:
+                specs.append(spec)
         keys = [s.dedupe_key for s in specs]
         settled = (
             set(
