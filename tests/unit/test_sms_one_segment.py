@@ -213,3 +213,17 @@ def test_the_possible_risk_reply_names_the_sender_up_to_the_documented_length(
     assert body.startswith(longest + ": ") and len(body) == 160
     left_out = renderer.sms("possible_risk_reply", language, ctx | {"sms_sender": longest + "N"})
     assert not left_out.startswith("N") and "988" in left_out and PHONE in left_out
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("name", patient_templates())
+def test_a_sender_name_replaces_the_clinic_name_in_every_patient_sms(
+    renderer: Renderer, name: str, language: str
+) -> None:
+    # docs/sms-texts.md: a clinic name with á, í, ó or ú makes a text UCS-2; the clinic sets
+    # CHECKIN_SMS_SENDER_NAME without them, and then no text carries the clinic's own name.
+    accented, sender = "Clínica del Río", "Clinica del Rio"
+    ctx = next(contexts(name, language)) | {"clinic_name": accented, "sms_sender": sender}
+    body = renderer.sms(name, language, ctx)
+    assert accented not in body and encoding(body) == "GSM-7", body
+    assert segments(body) == 1, (len(body), body)
