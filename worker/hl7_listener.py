@@ -43,6 +43,7 @@ def feed_context(rt: Runtime) -> FeedContext:
         clinic_tz=s.clinic_tz,
         update_contacts=s.hl7_update_contacts,
         now=s.now,
+        noshow_text=s.noshow_text,
     )
 
 

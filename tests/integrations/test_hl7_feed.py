@@ -13,7 +13,15 @@ from tests.integrations.siu import Client, ack_code, err_text, listener, siu
 from worker.domain.hl7_mapping import load_mapping
 from worker.services.records.hl7_inbox import FeedContext
 from worker.services.runtime import build_runtime
-from worker.store.models import Appointment, Consent, ExternalId, FollowUp, Hl7Message, Patient
+from worker.store.models import (
+    Appointment,
+    AuditEvent,
+    Consent,
+    ExternalId,
+    FollowUp,
+    Hl7Message,
+    Patient,
+)
 
 NOW = datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
 
@@ -60,6 +68,8 @@ def test_siu_feed_over_mllp(db_url, console) -> None:
                     ),
                 ),
                 ("s26", siu("S26", "C8", placer="A-4", mrn="MRN2002")),
+                # The same no-show again (another control id): nothing more, as by hand.
+                ("s26_again", siu("S26", "C8b", placer="A-4", mrn="MRN2002")),
                 ("bad_time", siu("S12", "C9", placer="A-5", start="2026-12-15 08:30")),
                 ("unknown_event", siu("S99", "C10", placer="A-6")),
                 ("unknown_kind", siu("S12", "C11", placer="A-7", kind="XYZ^Mystery")),
@@ -91,6 +101,7 @@ def test_siu_feed_over_mllp(db_url, console) -> None:
         "no_pid": "AE",
         "no_offset": "AA",
         "s26": "AA",
+        "s26_again": "AA",
         "bad_time": "AE",
         "unknown_event": "AE",
         "unknown_kind": "AE",
@@ -127,6 +138,12 @@ def test_siu_feed_over_mllp(db_url, console) -> None:
         assert ("appointment", "urn:hl7v2:filler:EHR", "F-A-1") in ids
         noshow = s.scalars(select(FollowUp).where(FollowUp.reason == "no_show")).all()
         assert [(f.patient_id, f.severity) for f in noshow] == [(a4.patient_id, "routine")]
+        assert [e["source"] for e in noshow[0].detail["evidence"]] == ["hl7 S26"]
+        # Recorded as staff's marking is (services/records/visits.py): audited once.
+        marked = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "appointment.no_show")
+        ).all()
+        assert [(e.entity_id, e.detail["source"]) for e in marked] == [(a4.id, "hl7 S26")]
         rows = s.scalars(select(Hl7Message).order_by(Hl7Message.id)).all()
         # The resend is not a second row; every row is stored verbatim with its outcome.
         assert sum(1 for r in rows if r.control_id == "C1") == 1

@@ -35,7 +35,7 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("services/clinical/fhir.py", "cancelled"): (2, "our appointment status and FHIR's, mapped"),
     ("services/clinical/fhir.py", "sent"): (1, "FHIR Communication.sent, a field name"),
     ("services/records/fhir_import.py", "cancelled"): (2, "FHIR's and our appointment status"),
-    ("services/records/hl7_inbox.py", "cancelled"): (4, APPOINTMENT),
+    ("services/records/hl7_inbox.py", "cancelled"): (3, APPOINTMENT),
     ("services/records/intake.py", "cancelled"): (2, APPOINTMENT),
     ("services/records/signin_throttle.py", "unknown"): (1, NO_ADDRESS),
     ("services/records/visits.py", "cancelled"): (2, APPOINTMENT),

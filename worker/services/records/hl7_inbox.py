@@ -27,7 +27,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.domain import siu
 from worker.domain.hl7_mapping import Hl7Mapping
-from worker.services.clinical.followups import raise_followup
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.records import appointments as appts
 from worker.services.records.intake import (
@@ -37,7 +36,7 @@ from worker.services.records.intake import (
     upsert_appointment,
     upsert_patient,
 )
-from worker.services.records.schedules import cancel_pending
+from worker.services.records.visits import mark_no_show
 from worker.store.db import session_scope
 from worker.store.models import Hl7Message
 
@@ -52,6 +51,8 @@ class FeedContext:
     clinic_tz: str
     update_contacts: bool
     now: Callable[[], datetime]
+    # CHECKIN_NOSHOW_TEXT: an S26 queues the "we missed you" text as marking it by hand does.
+    noshow_text: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,22 +264,16 @@ def _apply_event(
     if event.trigger in ("S15", "S17"):
         appts.cancel(session, known.id, now=now, actor=ACTOR)
         return known.patient_id, known.id
-    if known.status == "cancelled":
-        raise InvalidInput(f"appointment {known.id} is cancelled; no-show not recorded")
-    # Status `no_show`: the planner plans only `booked` visits, so nothing more goes for it.
-    known.status = "no_show"
-    known.updated_at = now
-    cancel_pending(session, now=now, reason="appointment_no_show", appointment_id=known.id)
-    raise_followup(
+    # S26: exactly as when staff mark it (services/records/visits.py): idempotent (a repeated S26
+    # opens no second follow-up), audited, the pending messages cancelled, the text when the
+    # clinic sends it. The EHR's word is taken even if its clock is a little ahead of ours.
+    mark_no_show(
         session,
-        patient_id=known.patient_id,
-        reason="no_show",
-        severity="routine",
-        detail={
-            "appointment_id": known.id,
-            "starts_at": known.starts_at.isoformat(),
-            "source": "hl7 S26",
-        },
+        known.id,
         now=now,
+        actor=ACTOR,
+        source="hl7 S26",
+        text=ctx.noshow_text,
+        before_start=True,
     )
     return known.patient_id, known.id

@@ -44,9 +44,11 @@ def mark_no_show(
     actor: str,
     source: str,
     text: bool = False,
+    before_start: bool = False,
 ) -> Marked:
-    """Record a no-show. Raises NotFound; InvalidInput for a cancelled or attended visit or one
-    still ahead (nothing is written then)."""
+    """Record a no-show. Raises NotFound; InvalidInput for a cancelled or attended visit, or one
+    still ahead unless `before_start` (the EHR's feed: its word, its clock) (nothing is written
+    then)."""
     appt = get_appointment(session, appointment_id)
     if appt.status == "no_show":
         return Marked(appt, False)
@@ -54,7 +56,7 @@ def mark_no_show(
         raise InvalidInput(f"appointment {appt.id} is cancelled; no-show not recorded")
     if appt.status == "attended":
         raise InvalidInput(f"appointment {appt.id} is marked attended; no-show not recorded")
-    if appt.starts_at > now:
+    if appt.starts_at > now and not before_start:
         raise InvalidInput(f"appointment {appt.id} has not started yet; no-show not recorded")
     appt.status = "no_show"
     appt.updated_at = now
