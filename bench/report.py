@@ -173,7 +173,10 @@ def target_rows(b: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
 
     share = med_of(d, alone)
-    loaded = any((_get(r, "load_at_start") or [0.0])[0] > BUSY_LOAD for r in d)
+    # Other work on the machine: the load when the benchmark began, after `bench.run` waited for
+    # it to settle. A later run's load at its start is mostly the run before it (the 1-minute
+    # average decays slowly), so it says nothing about other work.
+    loaded = (_get(b, "dispatch", "load_at_start") or 0.0) > BUSY_LOAD
     rows.append(
         (
             "Dispatch at 0 ms vs the emulator alone",
@@ -805,7 +808,7 @@ def render(results: dict[str, Any]) -> str:
     lines += ["", "## Targets (medians; min–max over the runs in brackets where shown)", ""]
     measured = [list(r) for r in target_rows(b) if r[2] not in ("–", "–×", "– %")]
     lines += _table(["what", "target", "measured", "verdict"], measured)
-    previous = HERE / "PREVIOUS.md"  # figures of benchmarks not re-run since (hand-kept)
+    previous = HERE / "PREVIOUS.md"  # figures of benchmarks not re-run since (hand-kept, when any)
     if previous.exists() and len(measured) < len(target_rows(b)):
         lines += [
             "",
@@ -821,7 +824,7 @@ def render(results: dict[str, Any]) -> str:
     lines += ["", "## How to run", ""]
     lines += [
         "```sh",
-        "make bench                                  # everything, 3 runs each (about 25 minutes)",
+        "make bench                                  # everything, 3 runs each (about 75 minutes)",
         ".venv/bin/python -m bench.run --quick       # small sizes, 1 run: checks the harness",
         ".venv/bin/python -m bench.run --only dispatch --runs 5",
         ".venv/bin/python -m bench.run --report-only # rewrite this file from the stored results",
