@@ -171,7 +171,7 @@ def claim_and_prepare(rt: Runtime, session: Session, ids: list[int], now: dateti
                 )
                 extra.update(urls)
                 appt_links.append(link)
-        prepared = replace(_render(rt, row, facts, now, links, extra), owner=owner)
+        prepared = _render(rt, row, facts, now, links, extra, owner)
         prepared, stop = notices.apply(row, prepared)
         out.prepared.append(prepared)
         bodies.append(
@@ -368,6 +368,7 @@ def _render(
     now: datetime,
     links: list[dict[str, Any]],
     extra: dict[str, Any],
+    owner: str | None,
 ) -> Prepared:
     patient = facts.patients.get(m.patient_id) if m.patient_id is not None else None
     to = _address(m, patient)
@@ -420,6 +421,7 @@ def _render(
         if "unsubscribe_url" in extra
         else (),
         template=template,
+        owner=owner,
     )
 
 

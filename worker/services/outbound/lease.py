@@ -156,9 +156,8 @@ class Lease:
             time.sleep(BEAT)
 
     def valid_for(self, seconds: float) -> bool:
-        with self._lock:
-            ok = self._ok
-        return ok is not None and self._clock() - ok + seconds < self.ttl
+        """Whether a call of `seconds` started now surely ends while this lease holds."""
+        return self.covers(self.owner, seconds)
 
     def covers(self, owner: str | None, seconds: float) -> bool:
         """Whether a row claimed under `owner` may be sent now by a call of `seconds` without
