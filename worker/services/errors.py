@@ -22,5 +22,12 @@ class InvalidInput(ValueError):
         self.field = field
 
 
+class ConcurrentCreate(InvalidInput):
+    """A record this transaction just created names an external id that another transaction
+    committed for a record of its own meanwhile (two connections creating the same new patient
+    at once): a lost race, not bad input. Rolling back and trying again finds the winner's
+    record. A caller that does not retry still sees the InvalidInput it also is."""
+
+
 class NotFound(LookupError):
     """The named record does not exist."""

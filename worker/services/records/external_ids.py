@@ -13,7 +13,7 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from worker.services.errors import InvalidInput
+from worker.services.errors import ConcurrentCreate, InvalidInput
 from worker.store.models import ExternalId
 
 Entity = Literal["patient", "appointment"]
@@ -59,8 +59,13 @@ def link(
     ids: Iterable[tuple[str, str]],
     *,
     now: datetime,
+    created: bool = False,
 ) -> None:
-    """Attach each (system, value) to our row; one already naming another row is refused."""
+    """Attach each (system, value) to our row; one already naming another row is refused.
+
+    `created`: the row was created in this transaction after `find` saw none of `ids`. An id
+    naming another row now was then committed by another transaction meanwhile, and the refusal
+    is ConcurrentCreate (retry) rather than a plain InvalidInput (a real conflict)."""
     ordered = list(ids)
     known = owners(session, entity, ordered)
     for system, value in ordered:
@@ -68,7 +73,8 @@ def link(
         if owner == entity_id:
             continue
         if owner is not None:
-            raise InvalidInput(f"{entity} id {system}|{value} already belongs to {entity} {owner}")
+            error = ConcurrentCreate if created else InvalidInput
+            raise error(f"{entity} id {system}|{value} already belongs to {entity} {owner}")
         session.add(
             ExternalId(
                 entity=entity, entity_id=entity_id, system=system, value=value, created_at=now

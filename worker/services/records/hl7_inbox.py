@@ -8,6 +8,9 @@
    rolls the change back and records only the reason on the row.
 4. A resend of a processed message is answered with the stored code and changes nothing.
 
+Two connections creating the same new patient or appointment at once: the loser's transaction
+is rolled back and applied again, a few times at most; it then finds the winner's row.
+
 A database error answers AR ("resend later"): the row, if stored, stays unprocessed and the
 sender's resend applies it. Nothing here raises to the listener.
 """
@@ -27,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.domain import siu
 from worker.domain.hl7_mapping import Hl7Mapping
-from worker.services.errors import InvalidInput, NotFound
+from worker.services.errors import ConcurrentCreate, InvalidInput, NotFound
 from worker.services.records import appointments as appts
 from worker.services.records.intake import (
     AppointmentIn,
@@ -84,12 +87,17 @@ def handle(ctx: FeedContext, text: str) -> Result:
                 break
             try:
                 done = _apply(ctx, row_id, message, header, now)
-            except IntegrityError:
-                # Two connections created the same new patient (one MRN) at once: the loser's
-                # transaction rolled back whole; applying again finds the winner's row.
+            except (IntegrityError, ConcurrentCreate):
+                # Two connections created the same new patient (one MRN) or appointment at
+                # once: the loser's transaction rolled back whole; applying again finds the
+                # winner's row. The loser meets the winner's id at its INSERT (IntegrityError:
+                # the winner committed while it waited) or, committed a moment earlier, when
+                # it looks before inserting (ConcurrentCreate). Not a refusal: an AE is final.
                 if attempt == 2:
                     raise
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, ConcurrentCreate) as exc:
+        # ConcurrentCreate still, after three attempts: as a database error, the row stays
+        # unprocessed for the sender's resend; an AE would drop a booking that is fine.
         log.warning(
             "hl7 message not applied (database: %s); the sender will resend", type(exc).__name__
         )
@@ -204,6 +212,8 @@ def _apply(
         return "AA", "applied", None
     except siu.Refusal as refusal:
         reason, text = refusal.reason, refusal.text
+    except ConcurrentCreate:
+        raise  # rolled back, not refused: handle() applies the message again
     except (InvalidInput, NotFound) as exc:
         reason, text = _reason_of(str(exc)), str(exc).strip("'\"")
     with session_scope(ctx.sessions) as session:

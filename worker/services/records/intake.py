@@ -126,7 +126,9 @@ def upsert_patient(
         )
         session.add(patient)
         session.flush()
-        external_ids.link(session, "patient", patient.id, p.ids, now=now)
+        # find_patient saw none of the ids: one taken now was taken by a concurrent creation of
+        # the same patient (ConcurrentCreate, for the caller to retry), not by bad input.
+        external_ids.link(session, "patient", patient.id, p.ids, now=now, created=True)
         audit.record(
             session,
             now=now,
@@ -215,7 +217,9 @@ def upsert_appointment(
             starts_at=a.starts_at,
             allow_past=True,
         )
-        external_ids.link(session, "appointment", appt.id, a.ids, now=now)
+        # As for a new patient: none of the ids was known when looked up (by this call, or by
+        # the caller that passed `known_absent`), so one taken now is a lost race.
+        external_ids.link(session, "appointment", appt.id, a.ids, now=now, created=True)
         return appt, "created"
     if appt.patient_id != patient.id:
         raise InvalidInput(f"appointment {appt.id} belongs to another patient")
