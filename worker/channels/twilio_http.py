@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote_plus, urlencode
+from urllib.parse import quote_plus
 
 import certifi
 import urllib3
@@ -152,15 +152,31 @@ class ApiUrlHttpClient(HttpClient):  # type: ignore[misc]
         return Response(int(response.status), _text(response), response.headers)
 
 
+# quote_plus for ASCII text as one str.translate: the letters, digits and "_.-~" stay, a space
+# is "+", any other character is %XX. Form-encoding each message's fields with urlencode cost
+# about a tenth of a bulk worker's CPU; non-ASCII text still goes through quote_plus (UTF-8).
+_FORM_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_FORM_ASCII: dict[int, str] = {
+    c: chr(c) if chr(c) in _FORM_SAFE else f"%{c:02X}" for c in range(128)
+}
+_FORM_ASCII[ord(" ")] = "+"
+
+
+def _quote(text: str) -> str:
+    return text.translate(_FORM_ASCII) if text.isascii() else quote_plus(text)
+
+
 def _form(values: Mapping[str, object]) -> str:
-    """Form-encode as requests does: lists repeat the field, None values are left out."""
-    pairs: list[tuple[str, str]] = []
+    """Form-encode as requests does (urlencode with quote_plus): lists repeat the field, None
+    values are left out."""
+    pairs: list[str] = []
     for key, value in values.items():
         items: Iterable[object] = (
             value if isinstance(value, list | tuple) else (value,)  # a str is one value
         )
-        pairs.extend((key, _str(v)) for v in items if v is not None)
-    return urlencode(pairs, quote_via=quote_plus)
+        name = _quote(key)
+        pairs.extend(f"{name}={_quote(_str(v))}" for v in items if v is not None)
+    return "&".join(pairs)
 
 
 def _str(value: object) -> str:
