@@ -13,7 +13,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from worker import telemetry
@@ -207,3 +207,31 @@ def _anchor_clock(**_: Any) -> None:
     """Build the process state as the worker starts, so a rehearsal clock (CHECKIN_CLOCK without
     an anchor) starts with the worker, not with its first task."""
     process()
+
+
+#: Pools whose tasks run in the worker's own process: the runtime built there is the one the
+#: tasks use. Under prefork it would be built in the parent and inherited, dead threads and all,
+#: by every child forked later; there each child builds its own on first use.
+_IN_PROCESS_POOLS = ("celery.concurrency.thread", "celery.concurrency.solo")
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _warm_runtime(sender: Any = None, **_: Any) -> None:
+    """Build the runtime (imports, database engine, channels, send lease) as the worker comes up,
+    not in its first task: otherwise the first crisis reply after a restart waits a second or
+    two for imports. In a thread, so the consumer starts at once; a task that arrives meanwhile
+    waits on the same build (the runtime's lock). A failure here is only logged: the first task
+    builds it again and reports what is wrong."""
+    pool = getattr(sender, "pool", None)
+    if type(pool).__module__ not in _IN_PROCESS_POOLS:
+        return
+
+    def warm() -> None:
+        try:
+            process().runtime  # noqa: B018 (built on first access)
+        except Exception:
+            log.warning(
+                "could not prepare the runtime at start; the first task will", exc_info=True
+            )
+
+    threading.Thread(target=warm, name="warm-runtime", daemon=True).start()

@@ -122,3 +122,33 @@ def test_checkin_worker_passes_unknown_options_to_celery(
         _stop(proc)
     assert stats.startswith("exit 0"), stats
     assert "celery.concurrency.solo" in stats, stats
+
+
+def test_a_thread_pool_worker_is_ready_to_send_before_its_first_task(
+    env: dict[str, str], tmp_path: Path, redis_url: str
+) -> None:
+    """The runtime (imports, engine, send lease) is built as the worker starts, so the first
+    crisis reply after a restart does not wait for it: the worker's send lease is in Redis
+    although no task has been sent to it."""
+    import redis
+
+    from worker.services.outbound.lease import KEY
+
+    name = f"warm-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    argv = ["celery", "-A", "worker.celery_app", "worker", "-Q", "urgent", "-P", "threads"]
+    proc = _start(env, tmp_path, [*argv, "-c", "2", "-n", name, "--without-mingle"])
+    client = redis.Redis.from_url(redis_url)
+    # A lease's name is host:pid:random (services/outbound/lease.py).
+    mine = f"{socket.gethostname()[:30]}:{proc.pid}:".encode()
+    leases: list[bytes] = []
+    try:
+        _ping(env, tmp_path, name)
+        deadline = time.monotonic() + 30
+        while not leases and time.monotonic() < deadline:
+            leases = [m for m in client.zrange(KEY, 0, -1) if m.startswith(mine)]
+            time.sleep(0.2)
+    finally:
+        client.close()
+        _stop(proc)
+    log = (tmp_path / "worker.log").read_text(errors="replace")
+    assert leases, f"no send lease from the worker before any task\n--- worker log ---\n{log}"
