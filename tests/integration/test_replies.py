@@ -176,6 +176,19 @@ def test_stop_also_stops_a_message_already_queued(clinic: Clinic) -> None:
     assert len(clinic.sms_to(PHONE)) == 1
 
 
+def test_a_hurried_stpo_opts_out_like_stop(clinic: Clinic) -> None:
+    """Found by texting the running system as a patient typing fast: "stpo" was stored, joined
+    an open follow-up and nothing else happened. It is an opt-out: one confirmation, consent
+    withdrawn, an opt_out follow-up for staff."""
+    pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
+    clinic.text(PHONE, "stpo!!")
+    sent = clinic.sms_to(PHONE)
+    assert len(sent) == 1 and "You are unsubscribed." in sent[0], sent
+    assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["opt_out"]
+    clinic.text(PHONE, "hi?")  # nothing is sent after an opt-out
+    assert len(clinic.sms_to(PHONE)) == 1
+
+
 def test_start_resumes_after_stop(clinic: Clinic) -> None:
     pid = clinic.patient(PHONE, "--send-window", "00:00-24:00")
     clinic.text(PHONE, "STOP")

@@ -435,3 +435,39 @@ def test_cancel_is_an_opt_out_flagged_for_a_check_of_intent() -> None:
     assert is_cancel_word("cancelar")
     assert not is_cancel_word("STOP")
     assert not is_cancel_word("cancel my appointment")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["stpo", "Stpo!!", "sotp", "tsop", "stpo please", "qiut", "unsubscirbe", "cancle", "otpout"],
+)
+def test_an_opt_out_word_typed_with_two_letters_swapped_is_an_opt_out(text: str) -> None:
+    """Found by texting the running system as a hurried patient: "stpo" was stored and nothing
+    else happened, so the patient would have been texted again."""
+    assert classify_keyword(text) == "opt_out"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alot",  # "a lot", not "alto"
+        "par",  # would match "paar" with its letters undoubled
+        "step",
+        "spot",
+        "post",
+        "top",
+        "ned",  # END's swaps are not taken: too close to names and words
+        "my pain wont stpo",  # a swapped word inside a sentence is for a human
+        "stpo texting me",
+        "hlep",
+        "strat",
+    ],
+)
+def test_words_near_an_opt_out_word_are_not_opt_outs(text: str) -> None:
+    assert classify_keyword(text) != "opt_out"
+
+
+def test_cancel_typed_with_two_letters_swapped_is_flagged_like_cancel() -> None:
+    assert is_cancel_word("cancle")
+    assert is_cancel_word("Cnacel.")
+    assert not is_cancel_word("stpo")

@@ -353,6 +353,33 @@ _OPT_IN_WORDS: Final = frozenset({"start", "unstop", "subscribe", "resume"})
 _HELP_WORDS: Final = frozenset({"help", "info", "ayuda"})
 _YES_WORDS: Final = frozenset({"yes", "y", "yeah", "yea", "yep", "yup", "si"})
 
+
+def _swaps(word: str) -> set[str]:
+    """`word` with two neighbouring letters swapped, each way: "stop" -> stpo, sotp, tsop."""
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)} - {word}
+
+
+def _with_swaps(words: frozenset[str], *, other: frozenset[str]) -> frozenset[str]:
+    """The one-word keywords of 4+ letters with their neighbour-swapped typos ("stpo", "cancle",
+    "unsubscirbe"): a patient typing fast who sends STOP as "stpo" has asked to stop, and only
+    this service, not the carrier, can see it (the FCC counts any reasonable means of revoking
+    consent). Left out: words under 4 letters (END's swaps are too close to other words), any
+    swap that is a keyword of another kind, swaps that double a letter ("paar" would also match
+    "par", since repeated letters are ignored) and "alot", which is how many write "a lot"."""
+    typos = {
+        t
+        for w in words
+        if " " not in w and len(w) >= 4
+        for t in _swaps(w)
+        if len(skeleton(t)) == len(skeleton(w))
+    }
+    return frozenset(words | (typos - other - _NOT_TYPOS))
+
+
+_NOT_TYPOS: Final = frozenset({"alot"})
+_OPT_OUT_TYPED: Final = _with_swaps(_OPT_OUT_WORDS, other=_OPT_IN_WORDS | _HELP_WORDS | _YES_WORDS)
+_CANCEL_TYPED: Final = _with_swaps(_CANCEL_WORDS, other=_OPT_IN_WORDS | _HELP_WORDS | _YES_WORDS)
+
 _TEXTS = (
     "(texts|text messages|txts|messages|msgs|sms|emails|reminders|notifications|stuff|things"
     "|alerts|crap|spam)"
@@ -499,7 +526,7 @@ def classify_keyword(text: str) -> Keyword | None:
     """
     forms = _forms(text, _POLITE)
     if (
-        _in(forms, _OPT_OUT_WORDS)
+        _in(forms, _OPT_OUT_TYPED)
         or _only_words(forms, _OPT_OUT_WORDS)
         or _fullmatch(forms, _OPT_OUT_RES)
     ):
@@ -514,7 +541,7 @@ def classify_keyword(text: str) -> Keyword | None:
 def is_cancel_word(text: str) -> bool:
     """True when the whole message is CANCEL (or "cancelar"): an opt-out that may have been
     meant for an appointment, so staff should be asked to check the intent (CLINICAL.md)."""
-    return _in(_forms(text, _AFFIRM_FILLERS), _CANCEL_WORDS)
+    return _in(_forms(text, _AFFIRM_FILLERS), _CANCEL_TYPED)
 
 
 def is_yes(text: str) -> bool:
