@@ -835,6 +835,12 @@ def render(results: dict[str, Any]) -> str:
         "own database. Redis: a redis-server started per run. Raw results: `bench/results/*.json`; "
         "the last run's process logs: `bench/results/logs/`.",
     ]
+    return "\n".join(lines + _inlined()) + "\n"
+
+
+def _inlined() -> list[str]:
+    """The parts of the report written elsewhere: the HL7 burst section and the analysis."""
+    lines: list[str] = []
     burst = HERE / "HL7_BURST.md"  # written by `python -m bench.hl7_burst` (run on its own)
     if burst.exists():
         lines += ["", "<!-- hl7_burst -->", burst.read_text().strip(), "<!-- /hl7_burst -->"]
@@ -843,4 +849,17 @@ def render(results: dict[str, Any]) -> str:
         lines += [ANALYSIS.read_text().strip()]
     else:
         lines += ["(bench/ANALYSIS.md is missing.)"]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def refresh_text(report: str) -> str:
+    """`report` with its tables kept and the HL7 burst section and the analysis read again:
+    for a checkout without `bench/results/latest.json` (results are not committed), where
+    rendering from the stored results would drop every benchmark that was not just run."""
+    cut = [
+        i for i in (report.find("\n<!-- hl7_burst -->"), report.find("\n## Analysis\n")) if i >= 0
+    ]
+    if not cut:
+        raise ValueError("not a report written by bench.report: no HL7 section or analysis found")
+    head = report[: min(cut)].rstrip("\n")
+    return "\n".join([head, *_inlined()]) + "\n"

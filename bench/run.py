@@ -201,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         "--report-only", action="store_true", help="rewrite REPORT.md from the stored results"
     )
     parser.add_argument(
+        "--text-only",
+        action="store_true",
+        help="keep REPORT.md's tables; re-read the HL7 burst section and ANALYSIS.md into it "
+        "(for a checkout without bench/results/latest.json)",
+    )
+    parser.add_argument(
         "--settle-max",
         type=float,
         default=SETTLE_MAX_S,
@@ -213,6 +219,19 @@ def main(argv: list[str] | None = None) -> int:
     if runs < 1:
         parser.error("--runs must be at least 1")
 
+    if args.text_only:
+        from bench.report import refresh_text
+
+        REPORT.write_text(refresh_text(REPORT.read_text()))
+        log(f"report: {REPORT} (tables kept; HL7 burst section and analysis re-read)")
+        return 0
+    if not LATEST.exists() and (args.report_only or args.only):
+        # Results are not committed: on a fresh checkout, a report from the stored results
+        # would hold only the benchmarks run here and silently lose the others.
+        parser.error(
+            f"{LATEST} is missing, so REPORT.md would lose every benchmark not run now: run all "
+            "of them (make bench), or use --text-only to refresh the analysis"
+        )
     latest = load_latest()
     failed: list[str] = []
     if not args.report_only:
