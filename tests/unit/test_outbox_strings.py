@@ -21,7 +21,7 @@ HOME = ("store/message_status.py", "store/outbox.py")
 #: states (queued, sent, delivered...) to the SDK, as Twilio does.
 OTHER_VOCABULARIES = ("emulator/",)
 
-APPOINTMENT = "an appointment's status (booked, cancelled, no_show): another state machine"
+APPOINTMENT = "an appointment's status (AppointmentStatus): another state machine"
 NO_ADDRESS = "a placeholder for a caller with no known address or name, not a message's state"
 PROVIDER = "the provider's own word in SendResult.status (Twilio: queued/accepted); never stored"
 
@@ -30,19 +30,17 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("channels/console.py", "sent"): (2, PROVIDER),
     ("channels/smtp_email.py", "sent"): (1, PROVIDER),
     ("domain/siu.py", "cancelled"): (1, "an HL7 refusal reason for a cancelled appointment"),
-    ("services/records/appointments.py", "cancelled"): (3, APPOINTMENT),
     ("services/records/audit.py", "unknown"): (2, NO_ADDRESS),
-    ("services/clinical/fhir.py", "cancelled"): (2, "our appointment status and FHIR's, mapped"),
+    ("services/clinical/fhir.py", "cancelled"): (1, "FHIR's appointment status, ours mapped to it"),
     ("services/clinical/fhir.py", "sent"): (1, "FHIR Communication.sent, a field name"),
-    ("services/records/fhir_import.py", "cancelled"): (2, "FHIR's and our appointment status"),
-    ("services/records/hl7_inbox.py", "cancelled"): (3, APPOINTMENT),
-    ("services/records/intake.py", "cancelled"): (2, APPOINTMENT),
+    ("services/records/fhir_import.py", "cancelled"): (1, "an incoming FHIR Appointment's status"),
+    ("services/records/hl7_inbox.py", "cancelled"): (2, "an HL7 refusal reason, not a state"),
+    ("services/records/intake.py", "cancelled"): (1, "an intake outcome, not a state"),
     ("services/records/signin_throttle.py", "unknown"): (1, NO_ADDRESS),
-    ("services/records/visits.py", "cancelled"): (2, APPOINTMENT),
+    ("store/record_status.py", "cancelled"): (1, APPOINTMENT),
     ("web/access.py", "unknown"): (1, NO_ADDRESS),
     ("web/api/patients.py", "cancelled"): (1, APPOINTMENT),
     ("web/dashboard/common.py", "unknown"): (1, NO_ADDRESS),
-    ("web/dashboard/chart.py", "cancelled"): (2, APPOINTMENT),
     ("web/webhooks.py", "unknown"): (1, NO_ADDRESS),
 }
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from worker.store.message_status import MessageStatus
+from worker.store.record_status import AppointmentStatus, CheckinStatus, FollowupStatus
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -149,7 +150,7 @@ class Appointment(Base):
     kind: Mapped[str] = mapped_column(String(20))
     starts_at: Mapped[datetime] = mapped_column(index=True)
     location: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(12), default="booked")  # booked|cancelled
+    status: Mapped[str] = mapped_column(String(12), default=AppointmentStatus.BOOKED)
     # Bumped on every reschedule; reminder rows carry the version they were planned for.
     version: Mapped[int] = mapped_column(Integer, default=1)
     confirmed_at: Mapped[datetime | None]
@@ -223,7 +224,7 @@ class CheckIn(Base):
     schedule_id: Mapped[int | None] = mapped_column(ForeignKey("schedules.id"))
     channel: Mapped[str] = mapped_column(String(10))
     item_index: Mapped[int] = mapped_column(Integer, default=0)  # next item to be answered
-    status: Mapped[str] = mapped_column(String(10), default="open")  # open|answered|partial|expired
+    status: Mapped[str] = mapped_column(String(10), default=CheckinStatus.OPEN)
     sent_at: Mapped[datetime]
     window_closes_at: Mapped[datetime]
     answered_at: Mapped[datetime | None]
@@ -275,7 +276,7 @@ class FollowUp(Base):
     patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), index=True)
     reason: Mapped[str] = mapped_column(String(30))
     severity: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(15), default="open")
+    status: Mapped[str] = mapped_column(String(15), default=FollowupStatus.OPEN)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

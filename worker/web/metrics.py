@@ -28,6 +28,7 @@ from worker.services.runtime import Runtime
 from worker.store.models import FollowUp
 from worker.store.models import Message as Row
 from worker.store.outbox import ACCEPTED, MessageStatus
+from worker.store.record_status import FollowupStatus
 from worker.web.inbound_metrics import InboundCollector
 
 #: Upper bounds (seconds) of the due-to-sent lag buckets.
@@ -59,7 +60,7 @@ class DatabaseCollector(Collector):
             lag = self._lag(session, now)
             followups = session.execute(
                 select(FollowUp.severity, FollowUp.status, func.count())
-                .where(FollowUp.status != "resolved")
+                .where(FollowUp.status != FollowupStatus.RESOLVED)
                 .group_by(FollowUp.severity, FollowUp.status)
             ).all()
             urgent = ops.open_urgent(session, now)
@@ -69,7 +70,7 @@ class DatabaseCollector(Collector):
                     func.coalesce(func.sum(FollowUp.page_count - 1), 0),
                 ).where(
                     FollowUp.severity == "urgent",
-                    FollowUp.status != "resolved",
+                    FollowUp.status != FollowupStatus.RESOLVED,
                     FollowUp.page_count > 1,
                 )
             ).one()
@@ -151,7 +152,7 @@ class DatabaseCollector(Collector):
         )
         seen = {(sev, st): int(n) for sev, st, n in rows}
         for severity in ("urgent", "high", "routine"):
-            for status in ("open", "acknowledged"):
+            for status in (FollowupStatus.OPEN, FollowupStatus.ACKNOWLEDGED):
                 family.add_metric([severity, status], seen.pop((severity, status), 0))
         for (severity, status), count in seen.items():
             family.add_metric([severity, status], count)

@@ -15,6 +15,7 @@ from worker.domain.rules import Flag, Observation, evaluate_answer, evaluate_wor
 from worker.services.clinical.followups import raise_followup
 from worker.services.outbound.send_now import queue_now
 from worker.store.models import CheckIn, Patient, Response
+from worker.store.record_status import CheckinStatus
 
 
 def store_answers(
@@ -143,7 +144,7 @@ def history(
         select(CheckIn).where(
             CheckIn.patient_id == patient_id,
             CheckIn.instrument == "phq9",
-            CheckIn.status == "answered",
+            CheckIn.status == CheckinStatus.ANSWERED,
             CheckIn.id != exclude_checkin,
         )
     ):

@@ -21,6 +21,7 @@ from worker.services.outbound.send_now import queue_now
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import FollowUp, Patient
+from worker.store.record_status import FollowupStatus
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def start_crisis_path(
         detail=detail,
         now=now,
     )
-    if created or item.status == "open":
+    if created or item.status == FollowupStatus.OPEN:
         send += page(rt, session, item, now)
     log.warning("crisis path started: follow-up %d (%s)", item.id, reason)
     return send
@@ -92,7 +93,7 @@ def escalate(rt: Runtime, now: datetime) -> list[int]:
             select(FollowUp)
             .where(
                 FollowUp.severity == "urgent",
-                FollowUp.status == "open",
+                FollowUp.status == FollowupStatus.OPEN,
                 or_(FollowUp.last_paged_at.is_(None), FollowUp.last_paged_at <= now - every),
             )
             .order_by(FollowUp.id)

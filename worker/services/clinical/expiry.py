@@ -20,6 +20,7 @@ from worker.services.outbound.form_links import is_form_checkin
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, Message, Response
+from worker.store.record_status import CheckinStatus
 
 RECENT = 10
 ITEM9_INDEX = get_instrument("phq9").keys.index(ITEM9_KEY)
@@ -71,7 +72,9 @@ def item9_unanswered(session: Session, checkin: CheckIn, now: datetime) -> None:
 def expire_checkins(rt: Runtime, now: datetime) -> int:
     """Close every check-in whose window has passed. Returns how many were closed."""
     with session_scope(rt.sessions) as session:
-        stmt = select(CheckIn).where(CheckIn.status == "open", CheckIn.window_closes_at <= now)
+        stmt = select(CheckIn).where(
+            CheckIn.status == CheckinStatus.OPEN, CheckIn.window_closes_at <= now
+        )
         if rt.is_postgres:
             stmt = stmt.with_for_update(skip_locked=True)
         closing = list(session.scalars(stmt.limit(1000)))
@@ -81,12 +84,12 @@ def expire_checkins(rt: Runtime, now: datetime) -> int:
             if awaits_item9(session, checkin):
                 item9_unanswered(session, checkin, now)
             if answered:
-                checkin.status = "partial"
+                checkin.status = CheckinStatus.PARTIAL
                 session.execute(
                     update(Response).where(Response.checkin_id == checkin.id).values(partial=True)
                 )
             else:
-                checkin.status = "expired"
+                checkin.status = CheckinStatus.EXPIRED
                 patients.add(checkin.patient_id)
         for patient_id in patients:
             recent = list(

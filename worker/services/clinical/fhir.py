@@ -44,6 +44,7 @@ from worker.services.read.listing import answers_by_checkin
 from worker.services.records.patients import get_patient
 from worker.store.models import Appointment, CheckIn, FollowUp, Message, Patient, Response
 from worker.store.outbox import WENT_OUT
+from worker.store.record_status import AppointmentStatus, CheckinStatus, FollowupStatus
 
 LOINC: Final = "http://loinc.org"
 UCUM: Final = "http://unitsofmeasure.org"
@@ -89,7 +90,11 @@ REASON_TEXT: Final = {
     "no_show": "Missed appointment",
     "after_visit": "Day-after-visit check-in to read",
 }
-TASK_STATUS: Final = {"open": "requested", "acknowledged": "in-progress", "resolved": "completed"}
+TASK_STATUS: Final[dict[str, str]] = {
+    FollowupStatus.OPEN: "requested",
+    FollowupStatus.ACKNOWLEDGED: "in-progress",
+    FollowupStatus.RESOLVED: "completed",
+}
 TASK_PRIORITY: Final = {"urgent": "stat", "high": "urgent", "routine": "routine"}
 
 
@@ -108,7 +113,11 @@ def _prune(value: Any) -> Any:
 
 
 # Our appointment statuses as FHIR's (no_show comes from an HL7 S26 or the front desk).
-APPOINTMENT_STATUS: Final = {"cancelled": "cancelled", "no_show": "noshow", "booked": "booked"}
+APPOINTMENT_STATUS: Final[dict[str, str]] = {
+    AppointmentStatus.CANCELLED: "cancelled",
+    AppointmentStatus.NO_SHOW: "noshow",
+    AppointmentStatus.BOOKED: "booked",
+}
 
 
 class _Builder:
@@ -244,7 +253,7 @@ def _checkins(
         rows = answers.get(checkin.id, [])
         if not rows:
             continue
-        open_until = checkin.window_closes_at if checkin.status == "open" else None
+        open_until = checkin.window_closes_at if checkin.status == CheckinStatus.OPEN else None
         refs[checkin.id] = _response(
             b,
             patient,

@@ -21,6 +21,7 @@ from worker.services.records import audit
 from worker.store import outbox
 from worker.store.models import FollowUp, Message
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import FollowupStatus
 
 RANK = {"urgent": 0, "high": 1, "routine": 2}
 MAX_EVIDENCE = 50
@@ -47,7 +48,7 @@ def raise_followup(
             .where(
                 FollowUp.patient_id == patient_id,
                 FollowUp.reason == reason,
-                FollowUp.status != "resolved",
+                FollowUp.status != FollowupStatus.RESOLVED,
             )
             .order_by(FollowUp.id)
             .limit(1)
@@ -60,14 +61,16 @@ def raise_followup(
         if RANK[severity] < RANK[existing.severity]:
             existing.severity = severity
             # A more severe signal re-opens the paging clock for an item not yet acknowledged.
-            existing.page_count = 0 if existing.status == "open" else existing.page_count
+            existing.page_count = (
+                0 if existing.status == FollowupStatus.OPEN else existing.page_count
+            )
         existing.updated_at = now
         return existing, False
     item = FollowUp(
         patient_id=patient_id,
         reason=reason,
         severity=severity,
-        status="open",
+        status=FollowupStatus.OPEN,
         detail={"evidence": [evidence]},
         created_at=now,
         updated_at=now,
@@ -100,10 +103,10 @@ def acknowledge(session: Session, followup_id: int, *, by: str, now: datetime) -
     if not by:
         raise InvalidInput("who acknowledges it is missing", field="by")
     item = get_followup(session, followup_id)
-    if item.status == "resolved":
+    if item.status == FollowupStatus.RESOLVED:
         raise InvalidInput(f"follow-up {followup_id} is already resolved")
-    if item.status == "open":
-        item.status = "acknowledged"
+    if item.status == FollowupStatus.OPEN:
+        item.status = FollowupStatus.ACKNOWLEDGED
         item.acknowledged_by = by
         item.acknowledged_at = now
         item.updated_at = now
@@ -129,7 +132,7 @@ def resolve(
     if not by:
         raise InvalidInput("who resolved it is missing", field="by")
     item = get_followup(session, followup_id)
-    if item.status == "resolved":
+    if item.status == FollowupStatus.RESOLVED:
         raise InvalidInput(f"follow-up {followup_id} is already resolved")
     if item.severity == "urgent" and note is None:
         raise InvalidInput(
@@ -139,7 +142,7 @@ def resolve(
     if item.acknowledged_at is None:
         item.acknowledged_by, item.acknowledged_at = by, now
         _stop_pages(session, item.id, now)
-    item.status = "resolved"
+    item.status = FollowupStatus.RESOLVED
     item.resolved_by = by
     item.resolved_at = now
     item.resolution_note = note

@@ -20,6 +20,7 @@ from worker.services.clinical.followups import acknowledge, raise_followup
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, CheckIn, InboundMessage, Message, Patient, Response
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import AppointmentStatus, CheckinStatus
 
 DAYS = 28
 
@@ -173,7 +174,7 @@ class _Writer:
             instrument=instrument,
             channel=self.p.channel,
             item_index=len(values),
-            status="answered",
+            status=CheckinStatus.ANSWERED,
             sent_at=when - timedelta(minutes=20),
             window_closes_at=when + timedelta(hours=24),
             answered_at=when,
@@ -212,7 +213,7 @@ def seed_history(
                     kind=kind,
                     starts_at=starts,
                     location="Suite 200",
-                    status="booked",
+                    status=AppointmentStatus.BOOKED,
                     version=1,
                     confirmed_at=starts - timedelta(days=1),
                     created_at=starts - timedelta(days=7),

@@ -23,6 +23,7 @@ from worker.domain.forms import token_hash, well_formed
 from worker.services.inbound import appointment_outcome
 from worker.services.outbound.appointment_links import ACTIONS
 from worker.store.models import Appointment, AppointmentLink, Patient
+from worker.store.record_status import AppointmentStatus
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 # "invalid": no such link or action.
 STATUSES = ("ask", "done", "already", "expired", "invalid")
 # Statuses in which an appointment can still be confirmed or moved.
-_LIVE = ("booked",)
+_LIVE = (AppointmentStatus.BOOKED,)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from worker.services.clinical.expiry import awaits_item9, item9_unanswered
 from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import CheckIn, FormLink, Message, Patient
+from worker.store.record_status import CheckinStatus
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,10 @@ def _closed(session: Session, link: _Link, checkin: CheckIn | None, now: datetim
     """Why the link cannot take answers now (a page status), or None."""
     if checkin is None:
         return "invalid"  # its message never went out
-    if link.used_at is not None or checkin.status in ("answered", "partial"):
+    if link.used_at is not None or checkin.status in (
+        CheckinStatus.ANSWERED,
+        CheckinStatus.PARTIAL,
+    ):
         return "already"
     if now >= link.expires_at:
         return "expired"
@@ -215,7 +219,7 @@ def _record(
         session, checkin, answers, now=now, source="form", partial=not complete, late=late
     )
     # One submission is the whole answer: whatever is missing now stays missing.
-    checkin.status = "answered" if complete else "partial"
+    checkin.status = CheckinStatus.ANSWERED if complete else CheckinStatus.PARTIAL
     checkin.answered_at = now
     flags = immediate_flags(checkin, every)
     raise_flags(session, patient, checkin, flags, now, {"source": "form"})

@@ -58,6 +58,7 @@ from worker.store.models import (
     Response,
 )
 from worker.store.outbox import IN_FLIGHT, WENT_OUT
+from worker.store.record_status import AppointmentStatus, CheckinStatus
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +430,7 @@ class _Processor:
             .join(Message, Message.appointment_id == Appointment.id)
             .where(
                 Appointment.patient_id == self.patient.id,
-                Appointment.status == "booked",
+                Appointment.status == AppointmentStatus.BOOKED,
                 Appointment.starts_at > self.now,
                 Message.kind == "reminder",
                 Message.status.in_(WENT_OUT),
@@ -487,9 +488,9 @@ class _Processor:
             .order_by(CheckIn.sent_at.desc(), CheckIn.id.desc())
             .limit(1)
         )
-        if latest is None or latest.status == "answered":
+        if latest is None or latest.status == CheckinStatus.ANSWERED:
             return None, False
-        late = latest.window_closes_at <= self.now or latest.status in ("expired",)
+        late = latest.window_closes_at <= self.now or latest.status in (CheckinStatus.EXPIRED,)
         return latest, late
 
     def awaiting_item9(self) -> bool:
@@ -609,7 +610,7 @@ class _Processor:
                 checkin, instrument, {after_visit.INSTRUMENT: value}, partial=False, late=late
             )
             return
-        checkin.status = "answered"
+        checkin.status = CheckinStatus.ANSWERED
         checkin.answered_at = self.now
         self.reply("ack", "ack")
         self.done("after_visit_words")
@@ -643,7 +644,7 @@ class _Processor:
             self.session.execute(
                 update(Response).where(Response.checkin_id == checkin.id).values(partial=False)
             )
-        checkin.status = "partial" if partial else "answered"
+        checkin.status = CheckinStatus.PARTIAL if partial else CheckinStatus.ANSWERED
         checkin.answered_at = self.now
         self.apply_flags(checkin, flags, answers)
         self.worsening(checkin, answers)
@@ -664,7 +665,7 @@ class _Processor:
         crisis path; otherwise the next item is sent, or the questionnaire is complete."""
         item9 = [f for f in flags if f.reason == "phq9_item9"]
         if item9:
-            checkin.status = "partial"
+            checkin.status = CheckinStatus.PARTIAL
             checkin.answered_at = self.now
             self.mark_partial(checkin)
             self.item9_path({"checkin_id": checkin.id, **item9[0].detail})
@@ -697,7 +698,7 @@ class _Processor:
                 self.result.send.append(mid)
             self.done("questionnaire_next_item")
             return
-        checkin.status = "answered"
+        checkin.status = CheckinStatus.ANSWERED
         checkin.answered_at = self.now
         self.apply_flags(checkin, flags, answers)
         self.worsening(checkin, answers)
@@ -708,7 +709,7 @@ class _Processor:
         """A reply to PHQ-9 item 9 that is not a clear 0 ("yes", "sometimes", a question): no
         value is stored (none can be read for sure), the questionnaire stops, and the crisis
         path starts as for an answer of 1 or more (CLINICAL.md)."""
-        checkin.status = "partial"
+        checkin.status = CheckinStatus.PARTIAL
         checkin.answered_at = self.now
         self.mark_partial(checkin)
         detail = {

@@ -32,11 +32,12 @@ from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import Appointment, Enrollment, Message, Patient
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import AppointmentStatus
 
 TEMPLATE = "after_visit"
 INSTRUMENT = "mood"
 # Visits that still get their next-day check-in (a visit is marked attended after it happened).
-LIVE_STATUSES = ("booked", "attended")
+LIVE_STATUSES = (AppointmentStatus.BOOKED, AppointmentStatus.ATTENDED)
 # A next-day check-in not sent by the end of that afternoon is no longer "the day after".
 USEFUL_FOR = timedelta(hours=10)
 LOOK_BACK = timedelta(days=2)

@@ -37,6 +37,7 @@ from worker.services.runtime import Runtime
 from worker.store import outbox
 from worker.store.models import Appointment, Consent, Message, Patient, Schedule
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import AppointmentStatus
 
 # Core statements on the tables: the ORM's unit of work is not needed on this hot path.
 MESSAGES = cast(Table, Message.__table__)
@@ -268,7 +269,7 @@ def _check(rt: Runtime, m: Row[Any], facts: _Facts, now: datetime) -> _Verdict |
     if m.appointment_id is not None:
         appt = facts.appointments.get(m.appointment_id)
         # A visit marked attended keeps its day-after check-in (services/outbound/after_visit.py).
-        live = LIVE_AFTER_VISIT if m.template == AFTER_VISIT else ("booked",)
+        live = LIVE_AFTER_VISIT if m.template == AFTER_VISIT else (AppointmentStatus.BOOKED,)
         if appt is None or appt.status not in live:
             return _Verdict(S.CANCELLED, "appointment_cancelled", S.CANCELLED)
         if appt.version != m.appointment_version:

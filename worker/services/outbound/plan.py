@@ -62,6 +62,7 @@ from worker.store.plan_rows import (
     insert_rows,
     mark_planned,
 )
+from worker.store.record_status import AppointmentStatus
 
 BATCH = 2000
 # PostgreSQL batches in flight at once (see _walk_writers).
@@ -374,7 +375,11 @@ def _appointments(run: _Run) -> _Source:
             p.c.language,
             p.c.send_window,
         ),
-        plannable=(a.c.status == "booked", a.c.starts_at > run.now, _not_archived()),
+        plannable=(
+            a.c.status == AppointmentStatus.BOOKED,
+            a.c.starts_at > run.now,
+            _not_archived(),
+        ),
         owner_index=APPOINTMENT_ID,
         rows_for=rows_for,
     )

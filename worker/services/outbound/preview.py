@@ -22,6 +22,7 @@ from worker.services.runtime import Runtime
 from worker.store.db import session_scope
 from worker.store.models import Appointment, Message, Schedule
 from worker.store.outbox import DONE
+from worker.store.record_status import AppointmentStatus
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def preview(rt: Runtime, patient_id: int, now: datetime, days: int) -> list[Prev
         for appt in session.scalars(
             select(Appointment).where(
                 Appointment.patient_id == patient_id,
-                Appointment.status == "booked",
+                Appointment.status == AppointmentStatus.BOOKED,
                 Appointment.starts_at > now,
             )
         ):

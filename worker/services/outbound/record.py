@@ -25,6 +25,7 @@ from worker.store import outbox
 from worker.store.db import session_scope
 from worker.store.models import CheckIn
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import CheckinStatus
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ def _insert_checkins(rt: Runtime, session: Session, opening: list[Attempt]) -> d
                 "schedule_id": a.p.schedule_id,
                 "channel": a.p.channel,
                 "item_index": 0,
-                "status": "open",
+                "status": CheckinStatus.OPEN,
                 "sent_at": a.at,
                 "window_closes_at": a.at + window,
                 "clarified": False,
@@ -206,7 +207,7 @@ def open_checkins(rt: Runtime, session: Session, sent_at: dict[int, datetime]) -
                 "schedule_id": r.schedule_id,
                 "channel": r.channel,
                 "item_index": 0,
-                "status": "open",
+                "status": CheckinStatus.OPEN,
                 "sent_at": sent_at[r.id],
                 "window_closes_at": sent_at[r.id] + window,
                 "clarified": False,

@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 from worker.services.errors import InvalidInput
 from worker.services.records.accounts import FRONTDESK_REASONS
 from worker.store.models import FollowUp
+from worker.store.record_status import FollowupStatus
 
 SEVERITY_ORDER = case((FollowUp.severity == "urgent", 0), (FollowUp.severity == "high", 1), else_=2)
 
-STATUSES = ("open", "acknowledged", "resolved")
+STATUSES = (FollowupStatus.OPEN, FollowupStatus.ACKNOWLEDGED, FollowupStatus.RESOLVED)
 # `active` is what still needs someone: open or acknowledged.
 ACTIVE = "active"
 
@@ -46,7 +47,7 @@ def followup_queue_stmt(
     (open and acknowledged) or one of STATUSES; anything else raises InvalidInput."""
     stmt = select(FollowUp).order_by(SEVERITY_ORDER, FollowUp.created_at, FollowUp.id)
     if status == ACTIVE:
-        stmt = stmt.where(FollowUp.status != "resolved")
+        stmt = stmt.where(FollowUp.status != FollowupStatus.RESOLVED)
     elif status is not None:
         if status not in STATUSES:
             raise InvalidInput("the status must be open, acknowledged or resolved", field="status")

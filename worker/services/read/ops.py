@@ -15,6 +15,7 @@ from worker.services.clinical import ladder
 from worker.store import outbox as states
 from worker.store.models import FollowUp, Message
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import FollowupStatus
 
 if TYPE_CHECKING:
     from worker.config import Settings
@@ -93,14 +94,17 @@ def open_urgent(session: Session, now: datetime) -> dict[str, Any]:
     escalation ladder (by their latest page; `unpaged`: none yet)."""
     rows = session.execute(
         select(FollowUp.status, func.count(), func.min(FollowUp.created_at))
-        .where(FollowUp.severity == "urgent", FollowUp.status.in_(("open", "acknowledged")))
+        .where(
+            FollowUp.severity == "urgent",
+            FollowUp.status.in_((FollowupStatus.OPEN, FollowupStatus.ACKNOWLEDGED)),
+        )
         .group_by(FollowUp.status)
     ).all()
     by_status = {status: (int(count), first) for status, count, first in rows}
-    count, first = by_status.get("open", (0, None))
+    count, first = by_status.get(FollowupStatus.OPEN, (0, None))
     return {
         "open": count,
-        "acknowledged": by_status.get("acknowledged", (0, None))[0],
+        "acknowledged": by_status.get(FollowupStatus.ACKNOWLEDGED, (0, None))[0],
         "oldest_open_seconds": max((now - first).total_seconds(), 0.0) if first else None,
         "ladder": ladder_steps(session),
     }
@@ -112,7 +116,7 @@ def ladder_steps(session: Session) -> dict[str, int]:
     counts = dict.fromkeys((*ladder.STEPS, "unpaged"), 0)
     for detail, page_count in session.execute(
         select(FollowUp.detail, FollowUp.page_count).where(
-            FollowUp.severity == "urgent", FollowUp.status == "open"
+            FollowUp.severity == "urgent", FollowUp.status == FollowupStatus.OPEN
         )
     ):
         pages = (detail or {}).get("escalation")

@@ -14,6 +14,7 @@ from worker.config import Settings
 from worker.services.read.wording import human_age
 from worker.store.models import FollowUp, InboundMessage, Message
 from worker.store.outbox import FAILURES, PENDING, PROBLEMS
+from worker.store.record_status import FollowupStatus
 
 
 def queue_depths(settings: Settings) -> dict[str, int | str]:
@@ -60,7 +61,9 @@ def operations(session: Session, settings: Settings, now: datetime) -> dict[str,
         )
     )
     urgent_open = session.scalar(
-        select(func.count()).where(FollowUp.severity == "urgent", FollowUp.status == "open")
+        select(func.count()).where(
+            FollowUp.severity == "urgent", FollowUp.status == FollowupStatus.OPEN
+        )
     )
     inbound_waiting = session.scalar(
         select(func.count()).where(InboundMessage.processed_at.is_(None))

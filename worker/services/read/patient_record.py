@@ -22,6 +22,7 @@ from worker.store.models import (
     User,
 )
 from worker.store.outbox import NOT_TRIED, PROBLEMS
+from worker.store.record_status import AppointmentStatus, FollowupStatus
 
 
 def patient_rows(
@@ -43,7 +44,7 @@ def patient_rows(
     next_appt: dict[int, Appointment] = {}
     if ids:
         fstmt = select(FollowUp.patient_id, FollowUp.severity, FollowUp.reason).where(
-            FollowUp.patient_id.in_(ids), FollowUp.status != "resolved"
+            FollowUp.patient_id.in_(ids), FollowUp.status != FollowupStatus.RESOLVED
         )
         for pid, severity, reason in session.execute(fstmt):
             if pid is not None and can_see_followup(user, reason):
@@ -52,7 +53,7 @@ def patient_rows(
             select(Appointment)
             .where(
                 Appointment.patient_id.in_(ids),
-                Appointment.status == "booked",
+                Appointment.status == AppointmentStatus.BOOKED,
                 Appointment.starts_at > now,
             )
             .order_by(Appointment.starts_at)

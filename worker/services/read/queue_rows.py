@@ -16,6 +16,7 @@ from worker.services.read.followup_queue import followup_queue_stmt, visible_to
 from worker.services.read.wording import REASON_LABELS, SLA, human_age, sla_text
 from worker.services.records.accounts import can_see_clinical
 from worker.store.models import FollowUp, InboundMessage, Patient, User
+from worker.store.record_status import FollowupStatus
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def queue(
     """Urgent first, then high, then routine; oldest first within each. `status` is `active`
     (open and acknowledged), or one of open / acknowledged / resolved."""
     stmt = followup_queue_stmt(role=user.role, status=status, patient_id=patient_id)
-    if status == "resolved":
+    if status == FollowupStatus.RESOLVED:
         # The resolved list reads as a history: most recently resolved first.
         stmt = stmt.order_by(None).order_by(FollowUp.resolved_at.desc(), FollowUp.id.desc())
     items = list(session.scalars(stmt.limit(limit)))
@@ -174,7 +175,7 @@ def _replies(session: Session, items: list[FollowUp]) -> dict[int, str]:
 def queue_counts(session: Session, user: User) -> dict[str, int]:
     stmt = (
         select(FollowUp.severity, func.count())
-        .where(FollowUp.status == "open")
+        .where(FollowUp.status == FollowupStatus.OPEN)
         .group_by(FollowUp.severity)
     )
     stmt = visible_to(stmt, user.role)

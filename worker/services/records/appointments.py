@@ -15,6 +15,7 @@ from worker.services.records import audit
 from worker.services.records.patients import get_patient
 from worker.services.records.schedules import cancel_pending
 from worker.store.models import Appointment
+from worker.store.record_status import AppointmentStatus
 
 
 def parse_local(text: str, tz: str) -> datetime:
@@ -63,7 +64,7 @@ def add_appointment(
         kind=kind,
         starts_at=starts_at,
         location=check_text(location or "", "location", SHORT_MAX).strip() or None,
-        status="booked",
+        status=AppointmentStatus.BOOKED,
         version=1,
         created_at=now,
         updated_at=now,
@@ -104,7 +105,7 @@ def reschedule(
 
     `at` is patient-local text; feeds pass the instant `starts_at` instead."""
     appt = get_appointment(session, appointment_id)
-    if appt.status == "cancelled":
+    if appt.status == AppointmentStatus.CANCELLED:
         raise InvalidInput("the appointment is cancelled")
     if starts_at is None:
         patient = get_patient(session, appt.patient_id)
@@ -135,9 +136,9 @@ def cancel(
     session: Session, appointment_id: int, *, now: datetime, actor: str = "cli"
 ) -> Appointment:
     appt = get_appointment(session, appointment_id)
-    if appt.status == "cancelled":
+    if appt.status == AppointmentStatus.CANCELLED:
         return appt
-    appt.status = "cancelled"
+    appt.status = AppointmentStatus.CANCELLED
     appt.updated_at = now
     cancel_pending(session, now=now, reason="appointment_cancelled", appointment_id=appt.id)
     audit.record(

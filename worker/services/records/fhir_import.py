@@ -30,6 +30,7 @@ from worker.services.records.intake import (
     upsert_patient,
 )
 from worker.store.models import Patient
+from worker.store.record_status import AppointmentStatus
 
 TZ_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
 BOOKED = ("proposed", "pending", "booked", "arrived", "fulfilled", "checked-in", "waitlist")
@@ -246,8 +247,8 @@ def _appointment(
         if known is None:
             raise NotFound("no such appointment to cancel (unknown identifier)")
         if status == "noshow":
-            if known.status != "cancelled":
-                known.status = "no_show"
+            if known.status != AppointmentStatus.CANCELLED:
+                known.status = AppointmentStatus.NO_SHOW
                 known.updated_at = now
                 raise_followup(
                     session,

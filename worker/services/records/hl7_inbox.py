@@ -42,6 +42,7 @@ from worker.services.records.intake import (
 from worker.services.records.visits import mark_no_show
 from worker.store.db import session_scope
 from worker.store.models import Hl7Message
+from worker.store.record_status import AppointmentStatus
 
 log = logging.getLogger(__name__)
 ACTOR = "hl7"
@@ -253,7 +254,11 @@ def _apply_event(
         patient, _ = upsert_patient(
             session, patient_in, now=now, actor=ACTOR, update_contacts=ctx.update_contacts
         )
-        if event.trigger == "S12" and known is not None and known.status == "cancelled":
+        if (
+            event.trigger == "S12"
+            and known is not None
+            and known.status == AppointmentStatus.CANCELLED
+        ):
             raise InvalidInput(
                 f"appointment {known.id} is cancelled; a cancelled visit is not revived"
             )

@@ -24,6 +24,7 @@ from worker.services.errors import InvalidInput
 from worker.services.records import appointments as appts
 from worker.services.records import audit, external_ids
 from worker.store.models import Appointment, Patient
+from worker.store.record_status import AppointmentStatus
 
 Outcome = Literal["created", "updated", "unchanged", "rescheduled", "cancelled"]
 
@@ -200,7 +201,7 @@ def upsert_appointment(
             select(Appointment).where(
                 Appointment.patient_id == patient.id,
                 Appointment.starts_at == a.starts_at,
-                Appointment.status == "booked",
+                Appointment.status == AppointmentStatus.BOOKED,
             )
         ).first()
     if appt is None:
@@ -223,7 +224,7 @@ def upsert_appointment(
         return appt, "created"
     if appt.patient_id != patient.id:
         raise InvalidInput(f"appointment {appt.id} belongs to another patient")
-    if appt.status == "cancelled":
+    if appt.status == AppointmentStatus.CANCELLED:
         raise InvalidInput(f"appointment {appt.id} is cancelled; a cancelled visit is not revived")
     external_ids.link(session, "appointment", appt.id, a.ids, now=now)
     outcome: Outcome = "unchanged"

@@ -25,6 +25,7 @@ from worker.services.records.patients import (
 )
 from worker.store.models import Appointment, Message, Patient, Schedule
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import AppointmentStatus
 
 
 def update_patient(
@@ -115,6 +116,6 @@ def _replan(session: Session, patient_id: int, now: datetime) -> None:
     )
     session.execute(
         update(Appointment)
-        .where(Appointment.patient_id == patient_id, Appointment.status == "booked")
+        .where(Appointment.patient_id == patient_id, Appointment.status == AppointmentStatus.BOOKED)
         .values(planned_until=now, updated_at=now)
     )

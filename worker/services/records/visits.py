@@ -23,6 +23,7 @@ from worker.services.records.appointments import get_appointment
 from worker.services.records.schedules import cancel_pending
 from worker.store.models import Appointment, Message, Patient
 from worker.store.outbox import WENT_OUT, MessageStatus
+from worker.store.record_status import AppointmentStatus
 
 NOSHOW_TEMPLATE = "noshow"
 # How long after the "we missed you" text an "R" still means "rebook that visit".
@@ -50,15 +51,15 @@ def mark_no_show(
     still ahead unless `before_start` (the EHR's feed: its word, its clock) (nothing is written
     then)."""
     appt = get_appointment(session, appointment_id)
-    if appt.status == "no_show":
+    if appt.status == AppointmentStatus.NO_SHOW:
         return Marked(appt, False)
-    if appt.status == "cancelled":
+    if appt.status == AppointmentStatus.CANCELLED:
         raise InvalidInput(f"appointment {appt.id} is cancelled; no-show not recorded")
-    if appt.status == "attended":
+    if appt.status == AppointmentStatus.ATTENDED:
         raise InvalidInput(f"appointment {appt.id} is marked attended; no-show not recorded")
     if appt.starts_at > now and not before_start:
         raise InvalidInput(f"appointment {appt.id} has not started yet; no-show not recorded")
-    appt.status = "no_show"
+    appt.status = AppointmentStatus.NO_SHOW
     appt.updated_at = now
     cancel_pending(session, now=now, reason="appointment_no_show", appointment_id=appt.id)
     raise_followup(
@@ -91,13 +92,13 @@ def mark_attended(session: Session, appointment_id: int, *, now: datetime, actor
     """Record that the patient came. Raises NotFound; InvalidInput for a cancelled or no-show
     visit or one still ahead. The day-after check-in is planned by the next tick."""
     appt = get_appointment(session, appointment_id)
-    if appt.status == "attended":
+    if appt.status == AppointmentStatus.ATTENDED:
         return Marked(appt, False)
-    if appt.status in ("cancelled", "no_show"):
+    if appt.status in (AppointmentStatus.CANCELLED, AppointmentStatus.NO_SHOW):
         raise InvalidInput(f"appointment {appt.id} is {appt.status.replace('_', '-')}")
     if appt.starts_at > now:
         raise InvalidInput(f"appointment {appt.id} has not started yet")
-    appt.status = "attended"
+    appt.status = AppointmentStatus.ATTENDED
     appt.updated_at = now
     audit.record(
         session,

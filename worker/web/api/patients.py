@@ -16,6 +16,7 @@ from worker.services.read import views
 from worker.services.runtime import Runtime
 from worker.store.models import Appointment, Enrollment, Patient, Schedule
 from worker.store.outbox import MessageStatus
+from worker.store.record_status import FollowupStatus
 from worker.web.api.common import (
     DB,
     FIRST_DAY,
@@ -458,7 +459,7 @@ def patients_router() -> APIRouter:
         data["open_followups"] = [
             f
             for f in visible_followups(session, caller, status=None, patient_id=patient_id)
-            if f["status"] != "resolved"
+            if f["status"] != FollowupStatus.RESOLVED
         ]
         data["schedules"] = data["enrollments"] = None
         data["recent_responses"] = data["next_messages"] = None

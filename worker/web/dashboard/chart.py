@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from worker.services.clinical.scores import questionnaire_totals
 from worker.services.read.wording import KIND_LABELS, local
 from worker.store.models import Appointment, Patient, Response
+from worker.store.record_status import AppointmentStatus
 from worker.web.charts import Marker, Panel, Series, render_chart
 
 
@@ -47,8 +48,8 @@ def chart(
             at=a.starts_at,
             kind=a.kind,
             label=f"{KIND_LABELS.get(a.kind, a.kind)} {local(a.starts_at, patient.tz)}"
-            + (" (cancelled)" if a.status == "cancelled" else ""),
-            cancelled=a.status == "cancelled",
+            + (" (cancelled)" if a.status == AppointmentStatus.CANCELLED else ""),
+            cancelled=a.status == AppointmentStatus.CANCELLED,
         )
         for a in session.scalars(
             select(Appointment).where(

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from worker.services.errors import NotFound
 from worker.services.read import queue_rows, wording
 from worker.services.records import accounts, audit
+from worker.store.record_status import FollowupStatus
 from worker.web.dashboard.common import (
     Ctx,
     Dashboard,
@@ -34,7 +35,7 @@ def routes(d: Dashboard) -> APIRouter:
     @router.get("/queue")
     def queue_page(request: Request) -> Response:
         status = request.query_params.get("status", "active")
-        if status not in ("active", "open", "acknowledged", "resolved"):
+        if status not in ("active", *FollowupStatus):
             status = "active"
 
         def body(ctx: Ctx) -> Response:
