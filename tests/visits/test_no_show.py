@@ -73,6 +73,25 @@ def test_attended_is_idempotent_and_bad_ids_change_nothing(db_url: str) -> None:
     assert cli.json("followups", "list") == []
 
 
+def test_the_fhir_export_says_fulfilled_for_a_visit_attended_and_noshow_for_one_missed(
+    db_url: str,
+) -> None:
+    """FHIR's Appointment.status for the visit statuses: attended was exported as "booked"."""
+    cli = Checkin({"CHECKIN_DATABASE_URL": db_url})
+    came, missed, called_off = visits(db_url, VISIT, VISIT + timedelta(minutes=30), VISIT)
+    cli.json("appointments", "attended", str(came), "--now", AFTER)
+    cli.json("appointments", "no-show", str(missed), "--now", AFTER)
+    cli.json("appointments", "cancel", str(called_off))
+    [patient] = {a["patient_id"] for a in cli.json("appointments", "list")}
+    bundle = cli.json("export", "--patient", str(patient), "--now", AFTER)
+    statuses = {
+        int(e["resource"]["identifier"][0]["value"]): e["resource"]["status"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Appointment"
+    }
+    assert statuses == {came: "fulfilled", missed: "noshow", called_off: "cancelled"}
+
+
 @pytest.fixture
 def clinic(
     db_url: str,
@@ -96,6 +115,12 @@ def test_the_we_missed_you_text_and_an_r_reply_reach_the_front_desk(clinic: Clin
     assert (marked["status"], marked["changed"], marked["text_queued"]) == ("no_show", True, True)
     assert api.post(f"/appointments/{appt}/no-show").json()["changed"] is False
     assert api.post("/appointments/4242/attended").status_code == 404
+    # Every visit status can be listed, not only booked and cancelled.
+    assert [
+        a["id"] for a in api.get("/appointments", params={"status": "no_show"}).json()["items"]
+    ] == [appt]
+    assert api.get("/appointments", params={"status": "attended"}).json()["total"] == 0
+    assert api.get("/appointments", params={"status": "gone"}).status_code == 422
     tick(clinic.rt, datetime.now(UTC))
     [text] = clinic.sms_to(PHONE)
     assert (

@@ -117,6 +117,7 @@ APPOINTMENT_STATUS: Final[dict[str, str]] = {
     AppointmentStatus.CANCELLED: "cancelled",
     AppointmentStatus.NO_SHOW: "noshow",
     AppointmentStatus.BOOKED: "booked",
+    AppointmentStatus.ATTENDED: "fulfilled",  # FHIR: the patient came and the visit took place
 }
 
 

@@ -690,7 +690,7 @@ def patients_router() -> APIRouter:
     def list_appointments_api(
         session: DB,
         patient_id: OptionalPatient = None,
-        status: Literal["booked", "cancelled"] | None = None,
+        status: Literal["booked", "cancelled", "no_show", "attended"] | None = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> dict[str, Any]:
