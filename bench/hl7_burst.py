@@ -209,9 +209,10 @@ def section(results: list[dict[str, Any]], command: str) -> str:
         "## HL7 burst (SIU over MLLP)",
         "",
         f"{n} run(s) per database, finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, with "
-        f"`{command}`, on a **shared** machine ({os.cpu_count()} cores, {platform.machine()}; "
-        "other sessions were running tests and benchmarks at the same time, so the rate is a "
-        "floor, not a capacity). A real `checkin hl7 listen` process; the client is python-hl7's "
+        f"`{command}`, on {os.cpu_count()} cores ({platform.machine()}). The 1-minute load "
+        "at the start and end of each run is listed below: the previous run decays in it, and "
+        "a load well above the core count means other work shared the CPU, making the rate a "
+        "floor. A real `checkin hl7 listen` process; the client is python-hl7's "
         "MLLP client, each connection waiting for every ACK. 8 in 10 messages are new bookings "
         "(S12), 1 in 10 reschedules (S13) and 1 in 10 resends of an acknowledged message with "
         "the same MSH-10.",
