@@ -63,8 +63,11 @@ class _Process:
             if self._rt is None:
                 # Database work happens in the task threads and one recorder thread, never in
                 # the many send threads (services/outbound/send.py): a small pool serves any `-c`.
-                self._rt = build_runtime(self.settings, pool_size=DB_POOL_SIZE)
-                self._rt.lease = start_lease(self._rt)
+                rt = build_runtime(self.settings, pool_size=DB_POOL_SIZE)
+                rt.lease = start_lease(rt)
+                # Published only once complete: a runtime without its lease would send without
+                # the lease's protection (services/outbound/send.py).
+                self._rt = rt
             return self._rt
 
     @property
