@@ -34,6 +34,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import cache
 from typing import Final, Literal
 
 Keyword = Literal["opt_out", "opt_in", "help"]
@@ -495,9 +496,19 @@ def _forms(text: str, fillers: Iterable[str] = ()) -> list[str]:
     return forms
 
 
+@cache
+def _skeletons(words: frozenset[str], *, multi_word: bool) -> frozenset[str]:
+    """The keyword sets' words with repeats cut, once per set (not per inbound message): with
+    multi_word, every word of 2+ letters (one-letter words must be typed as one letter); without,
+    the one-word keywords only."""
+    if multi_word:
+        return frozenset(skeleton(w) for w in words if len(w) > 1)
+    return frozenset(skeleton(w) for w in words if " " not in w)
+
+
 def _in(forms: list[str], words: frozenset[str]) -> bool:
     # One-letter words (C, R, X, Y) must be typed as one letter: "xx" is not "x".
-    reduced = {skeleton(w) for w in words if len(w) > 1}
+    reduced = _skeletons(words, multi_word=True)
     return any(form in words or skeleton(form) in reduced for form in forms)
 
 
@@ -507,7 +518,7 @@ def _fullmatch(forms: list[str], patterns: Iterable[re.Pattern[str]]) -> bool:
 
 def _only_words(forms: list[str], words: frozenset[str]) -> bool:
     """Every word is one of `words` (or "and"): "STOP STOP", "stop unsubscribe"."""
-    reduced = {skeleton(w) for w in words if " " not in w}
+    reduced = _skeletons(words, multi_word=False)
     for form in forms:
         tokens = [t for t in form.split() if t not in ("and", "&", "y")]
         if tokens and all(skeleton(t) in reduced for t in tokens):
