@@ -153,8 +153,9 @@ class ApiUrlHttpClient(HttpClient):  # type: ignore[misc]
 
 
 # quote_plus for ASCII text as one str.translate: the letters, digits and "_.-~" stay, a space
-# is "+", any other character is %XX. Form-encoding each message's fields with urlencode cost
-# about a tenth of a bulk worker's CPU; non-ASCII text still goes through quote_plus (UTF-8).
+# is "+", any other character is %XX. It runs for every field of every message on the send
+# path, where urlencode's per-character work showed; non-ASCII text still goes through
+# quote_plus (UTF-8), so the bytes are the same (tests/unit/test_twilio_form.py).
 _FORM_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 _FORM_ASCII: dict[int, str] = {
     c: chr(c) if chr(c) in _FORM_SAFE else f"%{c:02X}" for c in range(128)
