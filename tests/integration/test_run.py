@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -27,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.procs import scrape
+from tests.integration.procs import Samples, scrape
 from worker.embedded import free_port
 
 pytestmark = [
@@ -105,6 +106,32 @@ def refused(port: int) -> bool:
         return True
 
 
+def free_port_pair() -> int:
+    """A port p with p and p + 1 both free, below the kernel's ephemeral range: `checkin run`
+    serves the urgent worker's metrics on p and the bulk worker's on p + 1. A port from
+    `free_port()` is ephemeral, so p + 1 could be handed meanwhile to any outgoing connection
+    (or to the embedded Redis) of this busy suite; below the range nothing is handed out."""
+    low = _ephemeral_low() - 2
+    for _ in range(200):
+        port = random.randrange(20_000, low)
+        with contextlib.ExitStack() as held:
+            try:
+                for p in (port, port + 1):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no two adjacent free ports below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 # ---------------------------------------------------------------- the newcomer
 
 
@@ -155,6 +182,13 @@ class Run:
 
     def record_children(self) -> None:
         self.seen |= descendants(self.proc.pid)
+
+    def scrape(self, port: int) -> Samples:
+        """A worker's metrics; if they cannot be read, the run's output says why."""
+        try:
+            return scrape(port)
+        except OSError as exc:
+            pytest.fail(f"worker metrics on :{port}: {exc}\n{self.tail(80)}")
 
 
 @pytest.fixture
@@ -295,7 +329,7 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
     assert (newcomer.cwd / "var" / "checkin.db").is_file()
 
     # 2. `checkin run`; healthy within a minute.
-    metrics_port = free_port()
+    metrics_port = free_port_pair()
     r = start_run(metrics_port=metrics_port)
     time_to_healthy = wait_healthy(r)
 
@@ -323,9 +357,9 @@ def test_newcomer_runs_the_system_sees_a_message_sent_and_ctrl_c_stops_everythin
     time_to_sent = time.monotonic() - demo_at
     assert get_health(r.port)[0] == 200
     # The workers' own metrics: the bulk worker sent it; the urgent one ran dispatch.
-    bulk = scrape(metrics_port + 1)
+    bulk = r.scrape(metrics_port + 1)
     assert sum(v for (name, _), v in bulk.items() if name == "checkin_sends_total") >= 1, bulk
-    urgent = scrape(metrics_port)
+    urgent = r.scrape(metrics_port)
     assert any(n == "checkin_beat_task_last_run_timestamp_seconds" for n, _ in urgent), urgent
 
     # 5. Ctrl-C: SIGINT to the run's process group, as the terminal sends it; 6. nothing it
