@@ -28,6 +28,10 @@ $(RUN_STAMP): requirements-run.lock $(SOURCES)
 	$(RUN_BIN)/uv pip install --quiet --python $(RUN_BIN)/python --no-deps -e . -e emulator
 	touch $(RUN_STAMP)
 
+# Every target is a command, none a file: `bench` is also a directory, which alone made
+# `make bench` say "up to date" and run nothing.
+.PHONY: install run demo test lint bench faults audit lock typecheck clean
+
 install: $(STAMP)
 
 run: $(RUN_STAMP)
