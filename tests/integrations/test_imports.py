@@ -201,3 +201,90 @@ def test_fhir_import_file(db_url: str, tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("select status from appointments")).scalar() == "cancelled"
     engine.dispose()
+
+
+def _visit(status: str, ehr_id: str, start: str) -> str:
+    bundle = _bundle(status=status, start=start)
+    bundle["entry"][1]["resource"]["identifier"] = [{"system": "urn:ehr:appt", "value": ehr_id}]
+    return json.dumps(bundle)
+
+
+def _rows(url: str, sql: str) -> list[tuple]:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_fhir_fulfilled_and_noshow_record_the_visit_as_staff_marking_it_would(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`fulfilled` is what our own export says of an attended visit, so it reads back as
+    attended; `noshow` goes through the same path as staff marking it (and the HL7 S26): once,
+    audited, refused where staff would be refused. Dates are fixed, far in the past or future."""
+    cli = Checkin({"CHECKIN_DATABASE_URL": db_url})
+    f = tmp_path / "bundle.json"
+    past, later, ahead = (
+        "2001-05-01T10:00:00-04:00",
+        "2001-05-08T10:00:00-04:00",
+        "2099-05-01T10:00:00-04:00",
+    )
+
+    # A visit booked, then fulfilled: attended, audited once; the same Bundle again changes nothing.
+    f.write_text(_visit("booked", "V-1", past))
+    cli.run("import", "fhir", str(f))
+    f.write_text(_visit("fulfilled", "V-1", past))
+    for _ in range(2):
+        out = json.loads(cli.run("import", "fhir", str(f)).stdout)
+        assert [e["response"]["status"] for e in out["entry"]] == ["200 OK", "200 OK"]
+    # A visit first heard of as fulfilled: created attended.
+    f.write_text(_visit("fulfilled", "V-2", later))
+    out = json.loads(cli.run("import", "fhir", str(f)).stdout)
+    assert out["entry"][1]["response"]["status"] == "201 Created"
+    assert _rows(
+        db_url,
+        "select e.value, a.status from appointments a join external_ids e "
+        "on e.entity = 'appointment' and e.entity_id = a.id order by e.value",
+    ) == [("V-1", "attended"), ("V-2", "attended")]
+    assert _rows(
+        db_url, "select count(*) from audit_events where action = 'appointment.attended'"
+    ) == [(2,)]
+    export = cli.json("export", "--patient", "1", "--format", "fhir")
+    statuses = [
+        e["resource"]["status"]
+        for e in export["entry"]
+        if e["resource"]["resourceType"] == "Appointment"
+    ]
+    assert statuses == ["fulfilled", "fulfilled"]
+
+    # Refused as staff would be, and nothing written: a visit still ahead cannot be fulfilled;
+    # an attended visit cannot become a no-show.
+    before = _counts(db_url)
+    f.write_text(_visit("fulfilled", "V-3", ahead))
+    assert "Bundle.entry[1]: Appointment.status 'fulfilled': appointment" in cli.fails(
+        "import", "fhir", str(f)
+    )
+    f.write_text(_visit("noshow", "V-1", past))
+    assert "is marked attended; no-show not recorded" in cli.fails("import", "fhir", str(f))
+    assert _counts(db_url) == before
+
+    # A no-show: the front desk's follow-up once, audited, however often the EHR says it.
+    f.write_text(_visit("booked", "V-4", past))
+    cli.run("import", "fhir", str(f))
+    f.write_text(_visit("noshow", "V-4", past))
+    for _ in range(2):
+        cli.run("import", "fhir", str(f))
+    assert _rows(
+        db_url,
+        "select a.status from appointments a join external_ids e "
+        "on e.entity = 'appointment' and e.entity_id = a.id where e.value = 'V-4'",
+    ) == [("no_show",)]
+    assert _rows(db_url, "select count(*) from followups where reason = 'no_show'") == [(1,)]
+    assert _rows(
+        db_url, "select count(*) from audit_events where action = 'appointment.no_show'"
+    ) == [(1,)]
+    # Unknown to us: nothing to mark.
+    f.write_text(_visit("noshow", "V-9", past))
+    assert "no such appointment to mark as a no-show" in cli.fails("import", "fhir", str(f))

@@ -136,6 +136,7 @@ def import_fhir(
                 clinic_tz=rt.settings.clinic_tz,
                 mapping=load_mapping(rt.settings.hl7_mapping),
                 actor="import",
+                noshow_text=rt.settings.noshow_text,
             )
     except FhirRefused as exc:
         for where, why in exc.issues:

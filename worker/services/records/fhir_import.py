@@ -6,6 +6,12 @@ and then applied entry by entry in one transaction, with the identity rules of e
 (worker/services/records/intake.py): a Patient is found by one of its identifiers (the MRN's system and
 value), an Appointment by one of its identifiers. Any bad entry refuses the whole Bundle with an
 OperationOutcome naming each entry, and nothing is written. Patients get **no consent**.
+
+Appointment.status: `cancelled` and `entered-in-error` cancel, `noshow` and `fulfilled` record
+the visit's outcome exactly as staff marking it would (services/records/visits.py: idempotent,
+audited, a no-show cancels what was pending and opens the front desk's follow-up), the other
+statuses book. A no-show or an attended mark that staff could not make (a cancelled visit; a
+visit still ahead marked fulfilled) refuses the entry.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from worker.domain.hl7_mapping import Hl7Mapping
 from worker.domain.names import APPOINTMENT_KINDS
-from worker.services.clinical.followups import raise_followup
 from worker.services.errors import InvalidInput, NotFound
 from worker.services.records import appointments as appts
 from worker.services.records.intake import (
@@ -29,11 +34,14 @@ from worker.services.records.intake import (
     upsert_appointment,
     upsert_patient,
 )
+from worker.services.records.visits import mark_attended, mark_no_show
 from worker.store.models import Patient
-from worker.store.record_status import AppointmentStatus
 
 TZ_EXTENSION = "http://hl7.org/fhir/StructureDefinition/timezone"
-BOOKED = ("proposed", "pending", "booked", "arrived", "fulfilled", "checked-in", "waitlist")
+BOOKED = ("proposed", "pending", "booked", "arrived", "checked-in", "waitlist")
+#: The visit took place: what our own export says of an attended visit (services/clinical/fhir.py),
+#: so a Bundle read back in means the same thing.
+FULFILLED = "fulfilled"
 
 
 class FhirRefused(Exception):
@@ -163,9 +171,11 @@ def apply_bundle(
     clinic_tz: str | None,
     mapping: Hl7Mapping,
     actor: str,
+    noshow_text: bool = False,
 ) -> FhirResult:
     """Apply every entry in `session`'s transaction; FhirRefused naming each bad entry (the
-    caller rolls back). Patients come first, so Appointments may point at them by fullUrl."""
+    caller rolls back). Patients come first, so Appointments may point at them by fullUrl.
+    `noshow_text`: a `noshow` entry also queues "we missed you" (CHECKIN_NOSHOW_TEXT)."""
     result = FhirResult()
     issues: list[tuple[str, str]] = []
     entries = bundle.get("entry") or []
@@ -196,7 +206,9 @@ def apply_bundle(
                         by_url[str(entry["fullUrl"])] = patient
                     responses[index] = _response(outcome, f"Patient/{patient.id}")
                 elif rtype == "Appointment":
-                    status, location = _appointment(session, resource, by_url, now, mapping, actor)
+                    status, location = _appointment(
+                        session, resource, by_url, now, mapping, actor, noshow_text
+                    )
                     responses[index] = _response(status, location)
                 else:
                     raise InvalidInput(f"{rtype} is not accepted (Patient and Appointment only)")
@@ -222,6 +234,7 @@ def _appointment(
     now: datetime,
     mapping: Hl7Mapping,
     actor: str,
+    noshow_text: bool,
 ) -> tuple[str, str]:
     ids = tuple(
         (_text(i.get("system")), _text(i.get("value")))
@@ -243,25 +256,26 @@ def _appointment(
         )
     status = resource.get("status")
     known = find_appointment(session, ids) if ids else None
-    if status in ("cancelled", "entered-in-error", "noshow"):
+    if status == "noshow":
+        if known is None:
+            raise NotFound("no such appointment to mark as a no-show (unknown identifier)")
+        # As the HL7 S26 does: the EHR's word is taken even if its clock is a little ahead.
+        marked = mark_no_show(
+            session,
+            known.id,
+            now=now,
+            actor=actor,
+            source="fhir",
+            text=noshow_text,
+            before_start=True,
+        )
+        return ("updated" if marked.changed else "unchanged"), f"Appointment/{known.id}"
+    if status in ("cancelled", "entered-in-error"):
         if known is None:
             raise NotFound("no such appointment to cancel (unknown identifier)")
-        if status == "noshow":
-            if known.status != AppointmentStatus.CANCELLED:
-                known.status = AppointmentStatus.NO_SHOW
-                known.updated_at = now
-                raise_followup(
-                    session,
-                    patient_id=known.patient_id,
-                    reason="no_show",
-                    severity="routine",
-                    detail={"appointment_id": known.id, "source": "fhir"},
-                    now=now,
-                )
-        else:
-            appts.cancel(session, known.id, now=now, actor=actor)
+        appts.cancel(session, known.id, now=now, actor=actor)
         return "updated", f"Appointment/{known.id}"
-    if status not in BOOKED:
+    if status not in BOOKED and status != FULFILLED:
         raise InvalidInput(f"Appointment.status {status!r} is not accepted")
     start = resource.get("start")
     if not start:
@@ -285,6 +299,13 @@ def _appointment(
         actor=actor,
         existing=known,
     )
+    if status == FULFILLED:
+        try:
+            marked = mark_attended(session, appt.id, now=now, actor=actor)
+        except InvalidInput as exc:
+            raise InvalidInput(f"Appointment.status 'fulfilled': {exc}") from None
+        if marked.changed and outcome == "unchanged":
+            outcome = "updated"
     return outcome, f"Appointment/{appt.id}"
 
 

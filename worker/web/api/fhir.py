@@ -75,6 +75,7 @@ def _apply(rt: Runtime, raw: bytes, actor: str) -> tuple[int, dict[str, Any]]:
                 clinic_tz=rt.settings.clinic_tz,
                 mapping=load_mapping(rt.settings.hl7_mapping),
                 actor=actor,
+                noshow_text=rt.settings.noshow_text,
             )
     except FhirRefused as exc:
         return exc.status, operation_outcome(exc.issues)
