@@ -11,8 +11,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from checkin_emulator import TwilioEmulator
+from sqlalchemy import select
 
 from tests.integration.clinic import ONCALL_EMAIL, ONCALL_PHONE, Clinic, open_clinic
+from worker.store.db import session_scope
+from worker.store.models import Message
 
 PHONE = "+12125550111"
 
@@ -565,6 +568,40 @@ def test_own_words_without_a_recent_reminder_are_left_to_a_human(clinic: Clinic)
     pid = clinic.patient(PHONE)
     clinic.text(PHONE, "I can't make it")
     assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["unparseable_reply"]
+
+
+PASSED_ON = {"en": "we passed your message to our care team", "es": "pasamos su mensaje al equipo"}
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_words_we_cannot_read_go_to_a_clinician_and_the_patient_is_told_once_an_hour(
+    clinic: Clinic, language: str
+) -> None:
+    # A crisis phrasing the detector misses lands here too (docs/risk-language.md): the patient
+    # hears at once that a person will read it and that 988 and 911 are there now.
+    pid = clinic.patient(PHONE, "--language", language, "--send-window", "00:00-24:00")
+    clinic.text(PHONE, "sitting in the car again, dont know anymore")
+    [reply] = [b for b in clinic.sms_to(PHONE) if PASSED_ON[language] in b]
+    assert "988" in reply and "911" in reply and "sitting" not in reply and "anymore" not in reply
+    assert [f["reason"] for f in followups(clinic, patient=str(pid))] == ["unparseable_reply"]
+
+    # More words in the same conversation: kept for the clinician, no second reply.
+    clinic.text(PHONE, "sorry for the texts")
+    assert len([b for b in clinic.sms_to(PHONE) if PASSED_ON[language] in b]) == 1
+    assert [i.body for i in clinic.inbound()][-1] == "sorry for the texts"
+
+    # An hour later (the first reply's row moved back an hour), a new text gets its own.
+    with session_scope(clinic.rt.sessions) as session:
+        [first] = session.scalars(select(Message).where(Message.template == "passed_on"))
+        first.created_at -= timedelta(minutes=61)
+    clinic.text(PHONE, "still here")
+    assert len([b for b in clinic.sms_to(PHONE) if PASSED_ON[language] in b]) == 2
+
+    # After STOP: its confirmation, and nothing more however much is written.
+    clinic.text(PHONE, "STOP")
+    sent = len(clinic.sms_to(PHONE))
+    clinic.text(PHONE, "ok whatever, talk later")
+    assert len(clinic.sms_to(PHONE)) == sent
 
 
 def test_cancelar_opts_out_and_asks_staff_to_check_intent(clinic: Clinic) -> None:

@@ -48,6 +48,7 @@ SENT_TO_PATIENTS = frozenset(
         "infusion_prep",
         "noshow",
         "optin_confirmation",
+        "passed_on",
         "possible_risk_reply",
         "reminder_consult",
         "reminder_infusion",
@@ -126,6 +127,18 @@ def test_every_sms_template_is_classified(renderer: Renderer) -> None:
 def test_the_dates_cover_every_weekday_of_every_month() -> None:
     seen = {(d.weekday(), d.month) for d in _days()}
     assert len(seen) == 7 * 12
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("phone", [PHONE, None])
+@pytest.mark.parametrize("sender", ["N" * 80, "Clínica San José", CLINIC])
+def test_the_passed_on_reply_keeps_988_and_911_whatever_the_name(
+    renderer: Renderer, language: str, phone: str | None, sender: str
+) -> None:
+    ctx = {"clinic_name": CLINIC, "clinic_phone": phone, "language": language}
+    body = renderer.sms("passed_on", language, ctx | {"sms_sender": sender})
+    assert encoding(body) == "GSM-7" and segments(body) == 1, (len(body), body)
+    assert "988" in body and "911" in body and (PHONE in body) == (phone is not None)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -39,6 +39,7 @@ REPLIES = [
     "crisis_reply",
     "oncall_page",
     "possible_risk_reply",
+    "passed_on",
 ]
 APPOINTMENT_REPLIES = [
     "appointment_confirm",
@@ -263,6 +264,7 @@ ONE_SEGMENT_EN = [
     "start_confirmation",
     "help",
     "possible_risk_reply",
+    "passed_on",
     "crisis_reply",
     "oncall_page",
     *APPOINTMENT_REPLIES,
@@ -770,6 +772,22 @@ def test_the_possible_risk_reply_names_988_and_the_clinic_and_nothing_clinical(
     without_phone = renderer.sms(
         "possible_risk_reply", language, dict(common(language), clinic_phone=None)
     )
+    assert "None" not in without_phone and "988" in without_phone
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_passed_on_reply_says_a_person_will_read_it_and_where_to_turn_now(
+    renderer: Renderer, language: str
+) -> None:
+    # Free text we could not read: it went to a clinician, and the line is not for
+    # emergencies (988, 911). Nothing clinical, nothing of what the patient wrote.
+    body = renderer.sms("passed_on", language, sms_context("passed_on", language))
+    assert body.startswith(f"{CLINIC}: ") and PHONE in body
+    assert "988" in body and "911" in body and "24/7" in body
+    assert {"en": "our care team", "es": "al equipo"}[language] in body
+    assert not FORBIDDEN.search(body), body
+    assert is_gsm7(body) and segments(body) == 1, (len(body), body)
+    without_phone = renderer.sms("passed_on", language, dict(common(language), clinic_phone=None))
     assert "None" not in without_phone and "988" in without_phone
 
 

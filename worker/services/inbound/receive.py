@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 
 INBOUND: Table = InboundMessage.__table__  # type: ignore[assignment]
 HELP_TO_UNKNOWN_EVERY = timedelta(days=1)
+# Words we cannot read go to a clinician, and the patient is told so once per this interval:
+# a burst of texts (one conversation) gets one reply, a text hours later gets its own.
+PASSED_ON_EVERY = timedelta(hours=1)
 APPOINTMENT_REPLY_WINDOW = timedelta(days=4)
 # The front-desk follow-up each appointment reply opens (a confirmation needs none).
 _APPOINTMENT_FOLLOWUPS: dict[AppointmentReply, str] = {
@@ -205,7 +208,7 @@ class _Processor:
     def reply(self, template: str, purpose: str, context: dict[str, Any] | None = None) -> None:
         """A reply by SMS to whoever wrote, exempt from quiet hours (they just wrote to us)."""
         if (
-            template in ("ack", "clarify") or template.startswith("appointment_")
+            template in ("ack", "clarify", "passed_on") or template.startswith("appointment_")
         ) and self.opted_out():
             # After a STOP only its confirmation goes (and HELP, and a crisis reply): an answer
             # that arrives after it, or overtook it on the way, is stored without a reply.
@@ -319,7 +322,26 @@ class _Processor:
             self.done("free_text")
             return
         self.followup("unparseable_reply", "routine", text_kept_in_inbound=True)
+        self.passed_on()
         self.done("unparseable")
+
+    def passed_on(self) -> None:
+        """Tell a patient whose words went to a clinician that they did, and that this line is
+        not watched around the clock (988, 911): the crisis detector misses some new phrasings
+        (docs/risk-language.md), and such a text must not be met with silence. Once per
+        PASSED_ON_EVERY; never after a STOP (see reply)."""
+        assert self.patient is not None
+        recent = self.session.scalar(
+            select(Message.id)
+            .where(
+                Message.patient_id == self.patient.id,
+                Message.template == "passed_on",
+                Message.created_at > self.now - PASSED_ON_EVERY,
+            )
+            .limit(1)
+        )
+        if recent is None:
+            self.reply("passed_on", "passed_on")
 
     def risk_language(self, risk: RiskMatch) -> None:
         """Crisis tier: the urgent path. Possible risk: a high follow-up with the evidence, a
