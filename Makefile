@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 RUN_VENV ?= .venv-run
 RUN_BIN := $(RUN_VENV)/bin
 RUN_STAMP := $(RUN_VENV)/.installed
+# `make bench` adds the benchmarks' extra (gevent, for the one-task-per-message baseline on the
+# gevent pool) to the dev venv, from its own lock.
+BENCH_STAMP := $(VENV)/.installed-bench
 # Every version and hash comes from a lock file (`make lock` writes them from pyproject.toml);
 # the project itself and the emulator are then installed on top without resolving anything.
 # pip installs the installer, uv (its version and hashes locked too), and uv the rest: the same
@@ -53,8 +56,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench emulator
 	$(BIN)/ruff format --check worker tests bench emulator
 
+$(BENCH_STAMP): $(STAMP) requirements-bench.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements-bench.lock
+	touch $(BENCH_STAMP)
+
 # Benchmarks (bench/): minutes, not seconds; writes bench/REPORT.md. BENCH_ARGS=--quick for a check.
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 # Fault-injection suite (tests/faults): real processes under each fault, 2,000+ messages a run,
@@ -74,6 +81,8 @@ audit: $(STAMP)
 LOCK := $(BIN)/uv pip compile --quiet --generate-hashes --universal --python-version 3.11
 lock: $(STAMP)
 	$(LOCK) pyproject.toml emulator/pyproject.toml --extra dev --extra embedded -o requirements-dev.lock
+	cp requirements-dev.lock requirements-bench.lock
+	$(LOCK) pyproject.toml emulator/pyproject.toml --extra dev --extra embedded --extra bench -o requirements-bench.lock
 	cp requirements-dev.lock requirements-run.lock
 	$(LOCK) pyproject.toml emulator/pyproject.toml --extra embedded -o requirements-run.lock
 	cp requirements-dev.lock requirements.lock

@@ -31,7 +31,7 @@ from typing import Any
 
 from celery import Celery
 
-from bench.harness import Emulator, log, ping_workers, stack
+from bench.harness import Emulator, cpu_seconds, log, ping_workers, stack
 from bench.seed import release
 from bench.system import (
     CpuMeter,
@@ -98,12 +98,17 @@ def emulator_alone(total: int, threads: int = 4) -> dict[str, Any]:
                     conn.close()
 
             workers = [threading.Thread(target=client, args=(k,)) for k in range(threads)]
+            # What bounds it: the emulator's one process (a share of one core near 1 means it
+            # is saturated, and more cores would not make it faster) or the client.
+            emulator_cpu, client_cpu = cpu_seconds(emulator.pid) or 0.0, time.process_time()
             start = time.perf_counter()
             for w in workers:
                 w.start()
             for w in workers:
                 w.join()
             elapsed = time.perf_counter() - start
+            emulator_cpu = (cpu_seconds(emulator.pid) or 0.0) - emulator_cpu
+            client_cpu = time.process_time() - client_cpu
             sent = per_thread * threads
             return {
                 "messages": sent,
@@ -111,6 +116,9 @@ def emulator_alone(total: int, threads: int = 4) -> dict[str, Any]:
                 "seconds": round(elapsed, 2),
                 "per_second": round((sent - len(errors)) / elapsed, 1),
                 "errors": len(errors),
+                "emulator_core_share": round(emulator_cpu / elapsed, 2),
+                "client_core_share": round(client_cpu / elapsed, 2),
+                "cpus": len(os.sched_getaffinity(0)),
             }
         finally:
             emulator.close()

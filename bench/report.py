@@ -439,6 +439,16 @@ def section_dispatch(e: dict[str, Any]) -> list[str]:
         ],
         rows,
     )
+    share = med(runs, "emulator_alone", "emulator_core_share")
+    if share is not None:
+        # Older results lack it (measured since 2026-12-07 12:20).
+        lines += [
+            "",
+            f"The emulator alone is bound by the emulator's own process: it used {share:.2f} of one "
+            f"core (median; the client {fmt(med(runs, 'emulator_alone', 'client_core_share'), 2)}), "
+            "so it would not go faster on more cores, while the system at 0 ms uses every core "
+            "(see Analysis).",
+        ]
     lines += [
         "",
         "CPU milliseconds per message by process (median over runs; “machine” counts every "

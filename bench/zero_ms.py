@@ -4,6 +4,10 @@
 Each run is `bench.dispatch`'s own `emulator_alone(4000)` then `system_run(..., 0 ms)`: the
 ratio of the two rates and the CPU per message of every process. It writes nothing (not
 REPORT.md, not the stored results): run it on two checkouts in turn, interleaved, and compare.
+
+On fewer cores: `taskset -c 0 .venv/bin/python -m bench.zero_ms` (its children inherit the
+affinity; PostgreSQL's backends inherit the postmaster's: `taskset -p -c 0 <postmaster pid>`,
+and back to all cores after). bench/ANALYSIS.md compares 1 core with 2.
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kind = db_kind()
     for k in range(1, args.runs + 1):
-        alone = emulator_alone(4000)["per_second"]
+        measured = emulator_alone(4000)
+        alone = measured["per_second"]
         system = system_run(kind, args.messages, 0.0)
         sustained = system["per_second_sustained"]
         line = {
             "run": k,
             "database": kind,
             "emulator_alone_per_s": alone,
+            # The emulator alone's own bound: its process's share of one core (near 1: saturated).
+            "emulator_alone_core_share": measured["emulator_core_share"],
+            "cpus": measured["cpus"],
             "system_sustained_per_s": sustained,
             "ratio": round(sustained / alone, 3) if sustained and alone else None,
             "duplicates": system["duplicates"],

@@ -32,3 +32,20 @@ def test_refresh_text_keeps_the_tables_and_rereads_the_analysis(
 def test_refresh_text_refuses_what_it_did_not_write() -> None:
     with pytest.raises(ValueError, match="not a report"):
         report.refresh_text("# some other file\n")
+
+
+def _dispatch(emulator_alone: dict[str, float]) -> dict[str, object]:
+    run = {
+        "emulator_alone": {"messages": 4000, "per_second": 3000.0, **emulator_alone},
+        "system_0ms": {"messages": 10000, "per_second_sustained": 800.0},
+    }
+    return {"runs": [run, run, run]}
+
+
+def test_the_dispatch_section_says_what_bounds_the_emulator_alone_when_it_was_measured() -> None:
+    text = "\n".join(
+        report.section_dispatch(_dispatch({"emulator_core_share": 0.91, "client_core_share": 0.6}))
+    )
+    assert "it used 0.91 of one core" in text and "the client 0.60" in text
+    # Results from before it was measured: no such line, nothing made up.
+    assert "of one core" not in "\n".join(report.section_dispatch(_dispatch({})))
