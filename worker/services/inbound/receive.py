@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -228,6 +228,16 @@ class _Processor:
         if mid is not None:
             self.result.send.append(mid)
 
+    def replied_since(self, template: str, since: datetime, *to: ColumnElement[bool]) -> bool:
+        """A reply from `template` was queued since `since` to whoever `to` selects: for the
+        replies sent at most once in an interval."""
+        found = self.session.scalar(
+            select(Message.id)
+            .where(Message.template == template, Message.created_at >= since, *to)
+            .limit(1)
+        )
+        return found is not None
+
     def opted_out(self) -> bool:
         """The patient withdrew SMS consent (STOP, or a clinician recorded it) and has not
         given it again."""
@@ -331,16 +341,8 @@ class _Processor:
         (docs/risk-language.md), and such a text must not be met with silence. Once per
         PASSED_ON_EVERY; never after a STOP (see reply)."""
         assert self.patient is not None
-        recent = self.session.scalar(
-            select(Message.id)
-            .where(
-                Message.patient_id == self.patient.id,
-                Message.template == "passed_on",
-                Message.created_at > self.now - PASSED_ON_EVERY,
-            )
-            .limit(1)
-        )
-        if recent is None:
+        since = self.now - PASSED_ON_EVERY
+        if not self.replied_since("passed_on", since, Message.patient_id == self.patient.id):
             self.reply("passed_on", "passed_on")
 
     def risk_language(self, risk: RiskMatch) -> None:
@@ -375,16 +377,12 @@ class _Processor:
         if self.crisis or self.possible_risk:
             self.done("unknown_sender")
             return
-        since = self.now - HELP_TO_UNKNOWN_EVERY
-        recent = self.session.scalar(
-            select(Message.id).where(
-                Message.to_address == self.inbound.from_address,
-                Message.template == "help",
-                Message.patient_id.is_(None),
-                Message.created_at >= since,
-            )
-        )
-        if recent is None:
+        if not self.replied_since(
+            "help",
+            self.now - HELP_TO_UNKNOWN_EVERY,
+            Message.to_address == self.inbound.from_address,
+            Message.patient_id.is_(None),
+        ):
             self.reply("help", "help")
         self.done("unknown_sender")
 
